@@ -1,0 +1,118 @@
+"""smtp_magic: send email from Jupyter correctly and safely, and learn how SMTP ports and TLS work.
+
+The public API::
+
+    from smtp_magic import Settings, send, compose, probe, LabServer, SMTPMagicError
+
+Importing the package loads neither IPython, ipywidgets nor aiosmtpd: the lab, the form and
+the magic load them when they are first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from smtp_magic.compose import compose
+from smtp_magic.errors import (
+    AuthenticationError,
+    CertificateError,
+    ComposeError,
+    ConnectError,
+    ConnectionLostError,
+    CredentialsRefusedError,
+    DeliveryUnknownError,
+    MessageRejectedError,
+    ProtocolError,
+    RecipientsRejectedError,
+    RejectedError,
+    SecurityMismatchError,
+    SenderRejectedError,
+    SettingsError,
+    SMTPMagicError,
+    SMTPTimeoutError,
+    STARTTLSInjectionError,
+    TLSError,
+    TLSHandshakeError,
+    TLSUnavailableError,
+)
+from smtp_magic.preview import MessagePreview, preview
+from smtp_magic.probe import probe
+from smtp_magic.report import PortProbe, ProbeReport, SendReport
+from smtp_magic.send import send
+from smtp_magic.settings import Settings
+
+if TYPE_CHECKING:
+    from smtp_magic.lab import LabServer, ReceivedMessage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "CertificateError",
+    "ComposeError",
+    "ConnectError",
+    "ConnectionLostError",
+    "CredentialsRefusedError",
+    "DeliveryUnknownError",
+    "LabServer",
+    "MessagePreview",
+    "MessageRejectedError",
+    "PortProbe",
+    "ProbeReport",
+    "ProtocolError",
+    "ReceivedMessage",
+    "RecipientsRejectedError",
+    "RejectedError",
+    "SMTPMagicError",
+    "SMTPTimeoutError",
+    "STARTTLSInjectionError",
+    "SecurityMismatchError",
+    "SendReport",
+    "SenderRejectedError",
+    "Settings",
+    "SettingsError",
+    "TLSError",
+    "TLSHandshakeError",
+    "TLSUnavailableError",
+    "compose",
+    "load_ipython_extension",
+    "preview",
+    "probe",
+    "send",
+    "unload_ipython_extension",
+]
+
+_LAZY = {
+    "LabServer": "smtp_magic.lab",
+    "ReceivedMessage": "smtp_magic.lab",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The lab (aiosmtpd, trustme) and the front ends (IPython, ipywidgets) load on first use.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'smtp_magic' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext smtp_magic``: register %%sendmail, %smtp_probe, %smtp_lab and %sendmail_form."""
+    from smtp_magic.magic import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext smtp_magic``: remove the magics again."""
+    from smtp_magic.magic import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -1,0 +1,259 @@
+"""The smtp-magic command: demo, serve, probe and send, thin front ends over the public API."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from smtp_magic.compose import compose
+from smtp_magic.credentials import with_password
+from smtp_magic.errors import SMTPMagicError
+from smtp_magic.preview import preview
+from smtp_magic.probe import DEFAULT_PROBE_PORTS, probe
+from smtp_magic.send import send
+from smtp_magic.settings import SECURITY_MODES, Settings
+
+__all__ = ["main"]
+
+_ROLES = (25, 465, 587)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from smtp_magic.lab import LabServer
+
+    out = args.out
+    with LabServer() as lab:
+        print("smtp_magic lab running on 127.0.0.1 (nothing leaves this machine):", file=out)
+        for role in _ROLES:
+            print(f"  plays port {role:<3} on 127.0.0.1:{lab.ports[role]}", file=out)
+        print(f"  CA certificate: {lab.cafile}\n", file=out)
+
+        print("1. One message through each role, with security='auto':", file=out)
+        print(
+            f"   {'role':<5}{'port':<7}{'security':<10}{'TLS':<10}{'login':<12}{'delivered'}",
+            file=out,
+        )
+        for role in _ROLES:
+            message = compose(
+                to="student@example.org",
+                subject=f"Hello from the port {role} role",
+                body=f"This message went through the lab role that plays port **{role}**.",
+            )
+            start = time.monotonic()
+            report = send(message, lab.settings(role))
+            took = time.monotonic() - start
+            received = any(m.message["Subject"] == message["Subject"] for m in lab.messages)
+            login = f"AUTH {report.auth_mechanism}" if report.auth_mechanism else "none"
+            print(
+                f"   {role:<5}{report.port:<7}{report.security:<10}"
+                f"{report.tls.version if report.tls else 'none':<10}{login:<12}"
+                f"{'yes' if received else 'NO'} ({took:.2f} s)",
+                file=out,
+            )
+        print(
+            f"   (port {lab.ports[465]} is not a standard port, so 'auto' waited "
+            "for a greeting, heard none, and chose TLS; it remembers that for next time.)\n",
+            file=out,
+        )
+
+        print("2. The two classic mistakes, and what smtp_magic says about them:", file=out)
+        message = compose(to="student@example.org", subject="Oops", body="Wrong mode.")
+        mistakes = [
+            ("implicit TLS against the 587 role, like smtplib.SMTP_SSL(host, 587)", 587, "tls"),
+            ("plaintext against the 465 role, like smtplib.SMTP(host, 465)", 465, "starttls"),
+        ]
+        for number, (what, role, security) in enumerate(mistakes, start=1):
+            wrong = dataclasses.replace(lab.settings(role), security=security, timeout=2.0)
+            print(f"   {number}. {what}:", file=out)
+            try:
+                send(message, wrong)
+            except SMTPMagicError as exc:
+                print(f"      {type(exc).__name__}: {exc}", file=out)
+            else:  # pragma: no cover - would mean the lab does not behave like the port
+                print("      unexpectedly succeeded", file=out)
+                return 1
+        print(
+            "\nNext: `smtp-magic serve` to keep a lab running, or open the notebooks in "
+            "notebooks/.",
+            file=out,
+        )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from smtp_magic.lab import LabServer
+
+    out = args.out
+    lab = LabServer(directory=args.directory)
+    lab.start()
+    try:
+        print("smtp_magic lab server (127.0.0.1 only). Press Ctrl-C to stop.", file=out)
+        for role in _ROLES:
+            print(f"  plays port {role:<3} on 127.0.0.1:{lab.ports[role]}", file=out)
+        print(f"  CA certificate: {lab.cafile}", file=out)
+        print(f"  demo account:   {lab.username} / {lab.password}", file=out)
+        print(
+            "Try:\n"
+            f"  openssl s_client -starttls smtp -connect 127.0.0.1:{lab.ports[587]} "
+            f"-CAfile {lab.cafile} -verify_return_error\n"
+            f"  smtp-magic probe 127.0.0.1 --port {lab.ports[25]} --port {lab.ports[465]} "
+            f"--port {lab.ports[587]} --cafile {lab.cafile}",
+            file=out,
+            flush=True,
+        )
+        seen = 0
+        while args.seconds is None or args.seconds > 0:
+            time.sleep(0.2)
+            if args.seconds is not None:
+                args.seconds -= 0.2
+            messages = lab.messages
+            for received in messages[seen:]:
+                print(
+                    f"received on the {received.role} role: {received.message['Subject']!r} "
+                    f"from {received.mail_from} to {', '.join(received.rcpt_tos)} "
+                    f"(tls={received.tls}, authenticated={received.authenticated})",
+                    file=out,
+                    flush=True,
+                )
+            seen = len(messages)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        lab.stop()
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    report = probe(
+        args.host, args.port or DEFAULT_PROBE_PORTS, timeout=args.timeout, cafile=args.cafile
+    )
+    print(report, file=args.out)
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    body = args.body if args.body is not None else sys.stdin.read()
+    message = compose(
+        to=args.to,
+        cc=args.cc,
+        bcc=args.bcc,
+        subject=args.subject,
+        body=body,
+        sender=args.sender,
+        attachments=[Path(p) for p in args.attach],
+        format=args.format,
+    )
+    if args.dry_run:
+        print(preview(message), file=args.out)
+        print("(dry run: nothing was sent)", file=args.out)
+        return 0
+    settings = Settings.from_env(
+        host=args.host,
+        port=args.port,
+        security=args.security,
+        username=args.user,
+        sender=args.sender,
+        cafile=args.cafile,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        timeout=args.timeout,
+    )
+    settings = with_password(settings, interactive=sys.stdin.isatty())
+    report = send(message, settings)
+    print(report, file=args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``smtp-magic``."""
+    parser = argparse.ArgumentParser(
+        prog="smtp-magic",
+        description="Send email correctly and safely, and learn how SMTP ports 25, 465 and 587 work.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="start the lab, send through ports 25/465/587, show two classic mistakes",
+        description="Start a local lab server, send one message through each role with "
+        "security='auto', then reproduce the two classic mistakes and show the diagnoses.",
+    )
+    demo.set_defaults(run=_demo)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the lab server in the foreground",
+        description="Run the lab server (127.0.0.1 only) until interrupted, printing its "
+        "ports, CA file and demo account, and each message it receives.",
+    )
+    serve.add_argument("--directory", help="where to write lab-ca.pem (default: a temp dir)")
+    serve.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
+    serve.set_defaults(run=_serve)
+
+    prb = commands.add_parser(
+        "probe",
+        help="show what each port of a host speaks",
+        description="Show what each port speaks (plaintext or TLS first, STARTTLS, AUTH, "
+        "TLS version, certificate) and which security to use. Sends no credentials or mail.",
+    )
+    prb.add_argument("host")
+    prb.add_argument("--port", type=_port, action="append", help="port to probe (repeatable)")
+    prb.add_argument("--cafile", help="extra CA certificates to trust (PEM)")
+    prb.add_argument("--timeout", type=float, default=5.0, help="seconds per phase (default 5)")
+    prb.set_defaults(run=_probe)
+
+    snd = commands.add_parser(
+        "send",
+        help="send a message (body from --body or stdin)",
+        description="Send a message. Settings come from SMTP_* environment variables, "
+        "overridden by options. The password comes from SMTP_PASSWORD, keyring or a prompt, "
+        "never from an option.",
+    )
+    snd.add_argument("--to", action="append", required=True, help="recipient (repeatable)")
+    snd.add_argument("--cc", action="append", default=[], help="Cc recipient (repeatable)")
+    snd.add_argument("--bcc", action="append", default=[], help="Bcc recipient (repeatable)")
+    snd.add_argument("--subject", required=True)
+    snd.add_argument("--from", dest="sender", help="From address (default SMTP_FROM)")
+    snd.add_argument("--body", help="message body (default: read stdin)")
+    snd.add_argument("--attach", action="append", default=[], metavar="PATH", help="file to attach")
+    snd.add_argument("--format", choices=("markdown", "html", "text"), default="markdown")
+    snd.add_argument("--dry-run", action="store_true", help="show the message, send nothing")
+    snd.add_argument("--host")
+    snd.add_argument("--port", type=_port)
+    snd.add_argument("--security", choices=SECURITY_MODES)
+    snd.add_argument("--user", help="login name (password: SMTP_PASSWORD, keyring or prompt)")
+    snd.add_argument("--cafile")
+    snd.add_argument("--certfile")
+    snd.add_argument("--keyfile")
+    snd.add_argument("--timeout", type=float)
+    snd.set_defaults(run=_send)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out=None) -> int:  # type: ignore[no-untyped-def]
+    """Run ``smtp-magic``; returns the exit code (1 with our diagnosis on stderr on failure)."""
+    args = build_parser().parse_args(argv)
+    args.out = out or sys.stdout
+    try:
+        return int(args.run(args))
+    except SMTPMagicError as exc:
+        print(f"smtp-magic: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,546 @@
+"""The only code that talks to an SMTP server: connect, negotiate TLS, authenticate, transfer, keep a transcript."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from smtp_magic import diagnose, tls
+from smtp_magic.report import CertInfo, TLSInfo, TranscriptLine
+from smtp_magic.settings import Settings
+
+__all__ = [
+    "STANDARD_PORTS",
+    "CredentialsWithoutTLS",
+    "Delivery",
+    "MessageTooLarge",
+    "PlaintextAfterSTARTTLS",
+    "Session",
+    "forget_auto_choices",
+    "open_session",
+]
+
+STANDARD_PORTS = {465: "tls", 25: "starttls", 587: "starttls", 2525: "starttls"}
+"""What ``security="auto"`` uses on well-known ports without waiting for a greeting."""
+
+_CHUNK = 1 << 20  # bytes of message data per sendall, so a large message is never copied whole
+_auto_choices: dict[tuple[str, int], str] = {}
+_auto_lock = threading.Lock()
+
+
+def forget_auto_choices() -> None:
+    """Forget what ``security="auto"`` learnt about non-standard ports in this process."""
+    with _auto_lock:
+        _auto_choices.clear()
+
+
+class PlaintextAfterSTARTTLS(Exception):
+    """Bytes followed the STARTTLS 220 reply before the handshake (response injection)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} byte(s) followed the STARTTLS 220 reply")
+        self.count = count
+
+
+class CredentialsWithoutTLS(Exception):
+    """A login was about to happen on a connection without TLS."""
+
+
+class MessageTooLarge(Exception):
+    """The message is larger than the SIZE the server advertised."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message of {size} bytes exceeds the server's SIZE {limit}")
+        self.size = size
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the server said to one message: who it accepted and refused, and its final reply."""
+
+    accepted: tuple[str, ...]
+    refused: dict[str, tuple[int, str]]
+    reply: str
+
+
+class _Wire(smtplib.SMTP):
+    """smtplib.SMTP with a deadline per phase, a redacted transcript and strict STARTTLS.
+
+    smtplib's own timeout applies to each recv, so a server that drips one byte a second never
+    times out; here every phase has one deadline for all of its reads and writes.
+    """
+
+    def __init__(self, local_hostname: str | None) -> None:
+        super().__init__(local_hostname=local_hostname or "localhost")
+        self.transcript: list[TranscriptLine] = []
+        self.deadline = float("inf")
+        self.buffer = bytearray()
+        self.in_auth = False
+        self.mechanism: str | None = None
+
+    # -- the transcript -------------------------------------------------------------------
+    def note(self, text: str) -> None:
+        self.transcript.append(TranscriptLine("*", text, self.encrypted))
+
+    @property
+    def encrypted(self) -> bool:
+        return isinstance(self.sock, ssl.SSLSocket)
+
+    def _record_client(self, line: str) -> None:
+        words = line.split()
+        if words and words[0].upper() == "AUTH":
+            self.in_auth = True
+            line = " ".join(words[:2] + (["<redacted>"] if len(words) > 2 else []))
+        elif self.in_auth:
+            line = "<redacted>"
+        self.transcript.append(TranscriptLine("C", line, self.encrypted))
+
+    # -- deadline-aware I/O ---------------------------------------------------------------
+    def _remaining(self) -> float:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the phase deadline passed")
+        return remaining
+
+    def fill(self) -> None:
+        """Read more bytes from the server before the deadline."""
+        assert self.sock is not None
+        self.sock.settimeout(min(self._remaining(), 3600.0))
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            self.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        self.buffer += chunk
+
+    def _readline(self) -> bytes:
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self.buffer[: end + 1])
+                del self.buffer[: end + 1]
+                return line
+            if len(self.buffer) > smtplib._MAXLINE:
+                raise smtplib.SMTPResponseException(500, b"Line too long.")
+            self.fill()
+
+    def getreply(self) -> tuple[int, bytes]:
+        lines: list[bytes] = []
+        while True:
+            line = self._readline()
+            text = line[4:].strip(b" \t\r\n")
+            try:
+                code = int(line[:3])
+            except ValueError:
+                shown = line.rstrip(b"\r\n").decode("utf-8", "replace")
+                self.transcript.append(TranscriptLine("S", shown, self.encrypted))
+                raise smtplib.SMTPResponseException(-1, line.rstrip(b"\r\n")) from None
+            lines.append(text)
+            shown = line.rstrip(b"\r\n").decode("utf-8", "replace")
+            self.transcript.append(TranscriptLine("S", shown, self.encrypted))
+            if line[3:4] != b"-":
+                break
+        if self.in_auth and code != 334:
+            self.in_auth = False
+        return code, b"\n".join(lines)
+
+    def sendall(self, data: bytes | memoryview) -> None:
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        # Since Python 3.5 the socket timeout bounds the whole sendall, not each send.
+        self.sock.settimeout(min(self._remaining(), 3600.0))
+        self.sock.sendall(data)
+
+    def send(self, s: str | bytes) -> None:  # type: ignore[override]
+        data = s.encode(self.command_encoding) if isinstance(s, str) else s
+        self._record_client(data.decode("utf-8", "replace").rstrip("\r\n"))
+        self.sendall(data)
+
+    def auth(self, mechanism, authobject, *, initial_response_ok=True):  # type: ignore[no-untyped-def]
+        self.mechanism = mechanism
+        return super().auth(mechanism, authobject, initial_response_ok=initial_response_ok)
+
+    def close(self) -> None:
+        self.buffer.clear()
+        super().close()
+
+
+def _cert_info(sock: ssl.SSLSocket) -> CertInfo | None:
+    """Describe the peer certificate; a certificate that was not verified is parsed from DER."""
+    cert = sock.getpeercert()
+    if cert:
+        not_after = cert.get("notAfter")
+        expiry = (
+            dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), dt.UTC)
+            if isinstance(not_after, str)
+            else None
+        )
+        return CertInfo(
+            subject=_rdn_name(cert.get("subject", ())),
+            issuer=_rdn_name(cert.get("issuer", ())),
+            not_after=expiry,
+            names=tuple(str(v) for _k, v in cert.get("subjectAltName", ())),  # type: ignore[misc]
+        )
+    der = sock.getpeercert(binary_form=True)
+    if not der:
+        return None
+    # Only probe() makes unverified connections; cryptography comes with trustme.
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    parsed = x509.load_der_x509_certificate(der)
+
+    def name(value: x509.Name) -> str:
+        for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
+            found = value.get_attributes_for_oid(oid)
+            if found:
+                return str(found[0].value)
+        return value.rfc4514_string() or "(empty)"
+
+    try:
+        san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = tuple(str(n.value) for n in san)
+    except x509.ExtensionNotFound:
+        names = ()
+    return CertInfo(
+        subject=name(parsed.subject),
+        issuer=name(parsed.issuer),
+        not_after=parsed.not_valid_after_utc,
+        names=names,
+        verified=False,
+        error="not checked",
+    )
+
+
+def _rdn_name(rdns: object) -> str:
+    # The common name (or organisation) is what a reader recognises; fall back to all parts.
+    parts = {k: v for rdn in rdns for (k, v) in rdn}  # type: ignore[attr-defined]
+    for key in ("commonName", "organizationName"):
+        if key in parts:
+            return str(parts[key])
+    return ", ".join(f"{k}={v}" for k, v in parts.items()) or "(empty)"
+
+
+class Session:
+    """One SMTP connection, negotiated and authenticated as ``settings`` say.
+
+    Use ``open_session(settings)`` rather than the steps below, which exist for ``probe``.
+    Every step raises only ``SMTPMagicError`` subclasses.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.host = settings.host
+        self.port: int = settings.port  # type: ignore[assignment]
+        self.wire = _Wire(settings.local_hostname)
+        self.security: str | None = None
+        self.phase = "connect"
+        self.greeting = ""
+        self.tls: TLSInfo | None = None
+        self.timings: dict[str, float] = {}
+        self.delivered_data = False
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    @property
+    def transcript(self) -> tuple[TranscriptLine, ...]:
+        return tuple(self.wire.transcript)
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        return dict(self.wire.esmtp_features)
+
+    @property
+    def auth_mechanism(self) -> str | None:
+        return self.wire.mechanism
+
+    @contextlib.contextmanager
+    def step(self, phase: str, clock: str, seconds: float | None = None) -> Iterator[None]:
+        """Run one phase: its own deadline, its time added to ``timings[clock]``, errors explained."""
+        self.phase = phase
+        start = time.monotonic()
+        self.wire.deadline = start + (seconds if seconds is not None else self.settings.timeout)
+        try:
+            with diagnose.translate(self):
+                yield
+        finally:
+            self.timings[clock] = self.timings.get(clock, 0.0) + time.monotonic() - start
+            self.wire.deadline = float("inf")
+
+    # -- the steps ------------------------------------------------------------------------
+    def connect(self) -> None:
+        """Open the TCP connection."""
+        with self.step("connect", "connect"):
+            sock = socket.create_connection((self.host, self.port), self.settings.timeout)
+            # SMTP is a dialogue of short lines: without TCP_NODELAY, Nagle's algorithm and the
+            # peer's delayed ACK stall a small write that follows another by ~40 ms.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.wire.sock = sock
+            if self.settings.local_hostname is None:
+                self.wire.local_hostname = _ehlo_name(sock)
+            self.wire.note(f"connected to {self.settings.address}")
+
+    def wait_for_bytes(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the server to say anything; False if it stayed silent."""
+        with self.step("greeting", "connect", seconds):
+            try:
+                self.wire.fill()
+            except TimeoutError:
+                self.wire.note(f"no greeting within {seconds:g} s")
+                return False
+        return True
+
+    def handshake(self, context: ssl.SSLContext | None = None) -> None:
+        """Wrap the connection in TLS, verifying the certificate (unless ``context`` says otherwise)."""
+        context = context or tls.client_context(self.settings)
+        with self.step("tls", "tls"):
+            sock = self.wire.sock
+            sock.settimeout(self.wire._remaining())
+            wrapped = context.wrap_socket(sock, server_hostname=self.host)
+            self.wire.sock = wrapped
+            self.wire.file = None
+            self.tls = TLSInfo(
+                version=wrapped.version() or "?",
+                cipher=(wrapped.cipher() or ("?",))[0],
+                certificate=_cert_info(wrapped),
+            )
+            cert = self.tls.certificate
+            self.wire.note(
+                f"TLS handshake done: {self.tls}"
+                + (f"; certificate {cert}" if cert else "; certificate not checked")
+            )
+
+    def read_greeting(self) -> None:
+        """Read the server's 220 greeting."""
+        with self.step("greeting", "connect"):
+            code, text = self.wire.getreply()
+            if code != 220:
+                raise smtplib.SMTPConnectError(code, text)
+            self.greeting = text.decode("utf-8", "replace")
+
+    def ehlo(self) -> None:
+        """Send EHLO (HELO if the server is not ESMTP) and learn its extensions."""
+        with self.step("ehlo", "connect" if self.security is None else "tls"):
+            code, text = self.wire.ehlo()
+            if code != 250:
+                code, text = self.wire.helo()
+                if code != 250:
+                    raise smtplib.SMTPHeloError(code, text)
+
+    def starttls(self, context: ssl.SSLContext | None = None) -> None:
+        """Upgrade with STARTTLS; never continue in plaintext."""
+        with self.step("starttls", "tls"):
+            if not self.wire.has_extn("starttls"):
+                raise smtplib.SMTPNotSupportedError("STARTTLS extension not supported by server.")
+            code, text = self.wire.docmd("STARTTLS")
+            if code != 220:
+                raise smtplib.SMTPResponseException(code, text)
+            pending = len(self.wire.buffer) + _pending_bytes(self.wire.sock)
+            if pending:
+                # RFC 3207 section 6 and CVE-2011-0411: whatever arrived with the 220 was sent
+                # before TLS and could have been injected; refuse the session.
+                raise PlaintextAfterSTARTTLS(pending)
+        self.handshake(context)
+        # RFC 3207 section 4.2: discard all knowledge obtained from the server before TLS.
+        wire = self.wire
+        wire.helo_resp = wire.ehlo_resp = None
+        wire.esmtp_features = {}
+        wire.does_esmtp = False
+        self.security = "starttls"
+        self.ehlo()
+
+    def login(self) -> None:
+        """Authenticate with the settings' username and password, only over TLS."""
+        settings = self.settings
+        with self.step("auth", "auth"):
+            if not self.wire.encrypted:
+                raise CredentialsWithoutTLS()
+            if not self.wire.has_extn("auth"):
+                raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+            self.wire.login(settings.username or "", settings.password or "")
+
+    def open(self) -> None:
+        """Connect, negotiate the security mode, and log in when a username is set."""
+        settings = self.settings
+        mode = settings.security
+        key = (self.host, self.port)
+        if mode == "auto":
+            with _auto_lock:
+                mode = _auto_choices.get(key) or STANDARD_PORTS.get(self.port, "auto")
+        self.connect()
+        if mode == "auto":
+            # A port we do not know: a greeting means STARTTLS; silence means TLS first.
+            mode = "starttls" if self.wait_for_bytes(settings.greeting_wait) else "tls"
+            self.wire.note(f"security='auto' chose {mode!r} for port {self.port}")
+        if mode == "tls":
+            self.handshake()
+            self.security = "tls"
+        self.read_greeting()
+        if settings.security == "auto":
+            with _auto_lock:
+                _auto_choices[key] = mode
+        self.ehlo()
+        if mode == "starttls":
+            self.starttls()
+        elif mode == "plain":
+            self.security = "plain"
+        if settings.username:
+            self.login()
+
+    def deliver(
+        self, sender: str, recipients: Sequence[str], data: bytes, *, smtputf8: bool = False
+    ) -> Delivery:
+        """Run one mail transaction (MAIL, RCPT for each recipient, DATA) on the open session.
+
+        Raises:
+            RejectedError: the sender, every recipient, or the message was refused.
+            DeliveryUnknownError: the connection was lost after the data was sent.
+        """
+        wire = self.wire
+        options: list[str] = []
+        with self.step("mail", "send"):
+            if wire.has_extn("size"):
+                limit = int(wire.esmtp_features.get("size") or 0)
+                if limit and len(data) > limit:
+                    raise MessageTooLarge(len(data), limit)
+                options.append(f"SIZE={len(data)}")
+            if smtputf8:
+                if not wire.has_extn("smtputf8"):
+                    raise smtplib.SMTPNotSupportedError(
+                        "One or more source or delivery addresses require internationalized "
+                        "email support, but the server does not advertise the required SMTPUTF8 "
+                        "capability"
+                    )
+                options += ["SMTPUTF8", "BODY=8BITMIME"]
+            elif wire.has_extn("8bitmime") and not data.isascii():
+                options.append("BODY=8BITMIME")
+            code, text = wire.mail(sender, options)
+            if code != 250:
+                self._reset_quietly()
+                raise smtplib.SMTPSenderRefused(code, text, sender)
+        refused: dict[str, tuple[int, str]] = {}
+        accepted: list[str] = []
+        for rcpt in recipients:
+            with self.step("rcpt", "send"):
+                code, text = wire.rcpt(rcpt)
+            if code in (250, 251):
+                accepted.append(rcpt)
+            else:
+                refused[rcpt] = (code, text.decode("utf-8", "replace"))
+        if not accepted:
+            self._reset_quietly()
+            with self.step("rcpt", "send"):
+                raise smtplib.SMTPRecipientsRefused(
+                    {r: (c, t.encode()) for r, (c, t) in refused.items()}
+                )
+        with self.step("data", "send"):
+            code, text = wire.docmd("DATA")
+            if code != 354:
+                self._reset_quietly()
+                raise smtplib.SMTPDataError(code, text)
+            wire.transcript.append(
+                TranscriptLine("C", f"<message data, {len(data)} bytes>", wire.encrypted)
+            )
+            _send_data(wire, data)
+        # From here the server holds the whole message: losing it now means "delivery unknown".
+        self.delivered_data = True
+        with self.step("data-end", "send"):
+            code, text = wire.getreply()
+            if code != 250:
+                raise smtplib.SMTPDataError(code, text)
+        self.delivered_data = False
+        return Delivery(tuple(accepted), refused, f"{code} {text.decode('utf-8', 'replace')}")
+
+    def reset(self) -> None:
+        """RSET: abandon any transaction in progress."""
+        with self.step("rset", "send"):
+            self.wire.rset()
+
+    def _reset_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self.wire.rset()
+
+    def close(self) -> None:
+        """Say QUIT (briefly) and close the connection; never raises."""
+        wire = self.wire
+        if wire.sock is not None:
+            wire.deadline = time.monotonic() + min(self.settings.timeout, 2.0)
+            with contextlib.suppress(Exception):
+                wire.docmd("QUIT")
+        with contextlib.suppress(Exception):
+            wire.close()
+
+    def speaks_tls(self) -> bool:
+        """Whether the port completes a TLS handshake on a fresh connection (used to diagnose silence).
+
+        Verification is off because only the handshake is tested; nothing else is sent.
+        """
+        seconds = min(self.settings.timeout, 3.0)
+        try:
+            with socket.create_connection((self.host, self.port), seconds) as raw:
+                raw.settimeout(seconds)
+                with tls.unverified_context().wrap_socket(raw, server_hostname=self.host):
+                    return True
+        except (OSError, ssl.SSLError):
+            return False
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _send_data(wire: _Wire, data: bytes) -> None:
+    """Send the message body with dot-stuffing (RFC 5321 section 4.5.2), in chunks, then the end mark."""
+    if data.startswith(b".") or b"\n." in data:
+        data = re.sub(rb"(?m)^\.", b"..", data)
+    view = memoryview(data)
+    for start in range(0, len(view), _CHUNK):
+        wire.sendall(view[start : start + _CHUNK])
+    wire.sendall(b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+
+
+def _pending_bytes(sock: socket.socket | None) -> int:
+    """How many bytes are already waiting on the socket, without blocking."""
+    if sock is None:
+        return 0
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return len(sock.recv(4096, socket.MSG_PEEK))
+    except (BlockingIOError, InterruptedError):
+        return 0
+    finally:
+        sock.settimeout(timeout)
+
+
+def _ehlo_name(sock: socket.socket) -> str:
+    """A name for EHLO without a DNS lookup: the host name if it is dotted, else an address literal."""
+    name = socket.gethostname()
+    if "." in name and name.isascii():
+        return name
+    address = sock.getsockname()[0]
+    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
+
+
+def open_session(settings: Settings) -> Session:
+    """Connect, negotiate TLS and log in as ``settings`` say; the caller closes the session.
+
+    Raises:
+        SMTPMagicError: any failure, explained (see ``smtp_magic.errors``).
+    """
+    session = Session(settings)
+    try:
+        session.open()
+    except BaseException:
+        session.close()
+        raise
+    return session

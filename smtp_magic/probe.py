@@ -1,0 +1,135 @@
+"""probe(): find out what each port of a host speaks, without sending credentials or mail."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from smtp_magic import tls
+from smtp_magic.connect import Session
+from smtp_magic.errors import CertificateError, ConnectError, SettingsError, SMTPMagicError
+from smtp_magic.report import PortProbe, ProbeReport, TLSInfo
+from smtp_magic.settings import DEFAULT_GREETING_WAIT, Settings
+
+__all__ = ["probe"]
+
+DEFAULT_PROBE_PORTS = (25, 465, 587)
+
+
+def probe(
+    host: str,
+    ports: Iterable[int] = DEFAULT_PROBE_PORTS,
+    *,
+    timeout: float = 5.0,
+    cafile: str | None = None,
+    greeting_wait: float = DEFAULT_GREETING_WAIT,
+) -> ProbeReport:
+    """Describe what each port of ``host`` speaks, as Thunderbird's account set-up does.
+
+    For each port: whether it is reachable, whether it greets in plaintext or expects TLS
+    first, the greeting, whether STARTTLS is offered, the AUTH mechanisms before and after TLS,
+    the TLS version, the certificate (subject, issuer, expiry, whether it verifies) and the
+    ``security`` value to use. Only EHLO, STARTTLS and QUIT are sent: never credentials or mail.
+    Ports are probed in parallel.
+
+    Args:
+        host: The server to examine.
+        ports: The ports to examine.
+        timeout: Seconds each phase may take.
+        cafile: Extra CA certificates to trust (for the lab: ``lab.cafile``).
+        greeting_wait: Seconds to wait for a plaintext greeting before trying TLS.
+
+    Raises:
+        SettingsError: an argument is invalid (a port outside 1-65535, a missing cafile).
+    """
+    port_list = list(dict.fromkeys(ports))
+    if not port_list:
+        raise SettingsError("probe() needs at least one port, e.g. ports=(25, 465, 587).")
+    wait = min(greeting_wait, timeout)
+    base = [
+        Settings(host, port=p, cafile=cafile, timeout=timeout, greeting_wait=wait)
+        for p in port_list
+    ]
+    with ThreadPoolExecutor(max_workers=min(len(base), 8)) as pool:
+        results = tuple(pool.map(_probe_port, base))
+    return ProbeReport(host=host, ports=results)
+
+
+def _mechanisms(session: Session) -> tuple[str, ...]:
+    return tuple(session.extensions.get("auth", "").upper().split())
+
+
+def _probe_port(settings: Settings) -> PortProbe:
+    found: dict[str, object] = {"host": settings.host, "port": settings.port}
+    session = Session(settings)
+    try:
+        session.connect()
+    except SMTPMagicError as exc:
+        note = "nothing listening" if isinstance(exc, ConnectError) else str(exc)
+        return PortProbe(reachable=False, note=note, **found)  # type: ignore[arg-type]
+    found["reachable"] = True
+    try:
+        if session.wait_for_bytes(settings.greeting_wait):
+            found["speaks"] = "plaintext"
+            session.read_greeting()
+            session.ehlo()
+            found["auth_before_tls"] = _mechanisms(session)
+            found["starttls"] = session.wire.has_extn("starttls")
+            if found["starttls"]:
+                found["recommended"] = "starttls"
+                _secure(session, found, lambda s, ctx=None: s.starttls(ctx))
+            else:
+                found["recommended"] = "plain"
+                found["note"] = (
+                    "no TLS offered: use security='plain' only without a password"
+                    if not found["auth_before_tls"]
+                    else "offers AUTH without TLS: smtp_magic will not send a password here"
+                )
+        else:
+            found["speaks"] = "tls"
+            found["recommended"] = "tls"
+            _secure(session, found, lambda s, ctx=None: _implicit(s, ctx))
+    except SMTPMagicError as exc:
+        found.setdefault("note", str(exc))
+    finally:
+        found["greeting"] = session.greeting
+        found["transcript"] = session.transcript
+        session.close()
+    return PortProbe(**found)  # type: ignore[arg-type]
+
+
+def _implicit(session: Session, context: object = None) -> None:
+    session.handshake(context)  # type: ignore[arg-type]
+    session.read_greeting()
+    session.ehlo()
+
+
+def _secure(session: Session, found: dict[str, object], upgrade) -> None:  # type: ignore[no-untyped-def]
+    """Establish TLS with verification; if the certificate fails, describe it from a second, unverified try."""
+    try:
+        upgrade(session)
+    except CertificateError as exc:
+        found["note"] = f"certificate problem: {exc}"
+        retry = Session(dataclasses.replace(session.settings))
+        try:
+            retry.connect()
+            if found["speaks"] == "plaintext":
+                retry.read_greeting()
+                retry.ehlo()
+            upgrade(retry, tls.unverified_context())
+            _record_tls(retry, found, error=str(exc))
+        finally:
+            retry.close()
+        return
+    _record_tls(session, found)
+
+
+def _record_tls(session: Session, found: dict[str, object], error: str | None = None) -> None:
+    found["auth_after_tls"] = _mechanisms(session)
+    info = session.tls
+    if info and info.certificate and error:
+        short = error.split(". ")[0]
+        cert = dataclasses.replace(info.certificate, verified=False, error=short)
+        info = TLSInfo(info.version, info.cipher, cert)
+    found["tls"] = info

@@ -1,0 +1,271 @@
+"""What a send or a probe found: SendReport and ProbeReport, readable as text and as HTML."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "CertInfo",
+    "PortProbe",
+    "ProbeReport",
+    "SendReport",
+    "TLSInfo",
+    "TranscriptLine",
+    "format_transcript",
+]
+
+# swaks' notation: arrows for each direction, a tilde once the connection is encrypted.
+_ARROWS = {("C", False): "->", ("S", False): "<-", ("C", True): "~>", ("S", True): "<~"}
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    """One line of the SMTP conversation.
+
+    ``direction`` is "C" (client), "S" (server) or "*" (a note, such as the TLS handshake);
+    ``encrypted`` says whether it crossed the network inside TLS.
+    """
+
+    direction: Literal["C", "S", "*"]
+    text: str
+    encrypted: bool = False
+
+    def __str__(self) -> str:
+        arrow = _ARROWS.get((self.direction, self.encrypted), "**")
+        return f"{arrow} {self.text}"
+
+
+def format_transcript(lines: Sequence[TranscriptLine]) -> str:
+    """The conversation as text: ``->``/``<-`` in plaintext, ``~>``/``<~`` inside TLS, ``**`` notes."""
+    return "\n".join(str(line) for line in lines)
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """The server certificate: who it names, who signed it, when it expires, and whether it verified."""
+
+    subject: str
+    issuer: str
+    not_after: dt.datetime | None
+    names: tuple[str, ...] = ()
+    verified: bool = True
+    error: str | None = None
+
+    def __str__(self) -> str:
+        expiry = f", expires {self.not_after:%Y-%m-%d}" if self.not_after else ""
+        state = "verified" if self.verified else f"NOT verified ({self.error})"
+        return f"{self.subject} issued by {self.issuer}{expiry}, {state}"
+
+
+@dataclass(frozen=True)
+class TLSInfo:
+    """The negotiated TLS version, cipher and certificate."""
+
+    version: str
+    cipher: str
+    certificate: CertInfo | None = None
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.cipher}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _table(rows: Sequence[tuple[str, str]]) -> str:
+    body = "".join(
+        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+        f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table>{body}</table>"
+
+
+def _transcript_html(lines: Sequence[TranscriptLine]) -> str:
+    if not lines:
+        return ""
+    text = html.escape(format_transcript(lines))
+    return (
+        f"<details><summary>SMTP transcript ({len(lines)} lines)</summary>"
+        f"<pre style='font-size:90%'>{text}</pre></details>"
+    )
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """The outcome of one ``send()``: how the connection was secured and who accepted the message."""
+
+    host: str
+    port: int
+    security: str
+    requested_security: str
+    accepted: tuple[str, ...]
+    refused: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    message_id: str | None = None
+    reply: str = ""
+    tls: TLSInfo | None = None
+    greeting: str = ""
+    extensions: Mapping[str, str] = field(default_factory=dict)
+    auth_mechanism: str | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    transcript: tuple[TranscriptLine, ...] = ()
+
+    @property
+    def delivered(self) -> bool:
+        """True when the server accepted the message for at least one recipient."""
+        return bool(self.accepted)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from connecting to the server's final reply."""
+        return sum(self.timings.values())
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """The report as (label, value) rows, shared by the text and HTML forms."""
+        how = self.security
+        if self.requested_security == "auto":
+            how += " (chosen by security='auto')"
+        rows = [
+            ("Server", f"{self.host}:{self.port}"),
+            ("Security", how),
+            ("TLS", str(self.tls) if self.tls else "none: the conversation was not encrypted"),
+        ]
+        if self.tls and self.tls.certificate:
+            rows.append(("Certificate", str(self.tls.certificate)))
+        rows.append(("Login", self.auth_mechanism and f"AUTH {self.auth_mechanism}" or "none"))
+        rows.append(("Accepted", ", ".join(self.accepted) or "nobody"))
+        if self.refused:
+            rows.append(
+                (
+                    "Refused",
+                    "; ".join(f"{a} ({c} {t})" for a, (c, t) in self.refused.items()),
+                )
+            )
+        if self.message_id:
+            rows.append(("Message-ID", self.message_id))
+        if self.timings:
+            rows.append(
+                ("Time", ", ".join(f"{k} {_duration(v)}" for k, v in self.timings.items()))
+            )
+        return rows
+
+    def __str__(self) -> str:
+        head = "Sent" if self.delivered else "Not delivered"
+        if self.refused and self.accepted:
+            head = "Sent, but some recipients were refused"
+        width = max(len(k) for k, _ in self.summary_rows())
+        body = "\n".join(f"  {k:<{width}}  {v}" for k, v in self.summary_rows())
+        return f"{head}:\n{body}"
+
+    def _repr_html_(self) -> str:
+        color = "#1a7f37" if self.delivered and not self.refused else "#9a6700"
+        head = "Sent" if self.delivered else "Not delivered"
+        if self.refused and self.accepted:
+            head = "Sent, but some recipients were refused"
+        return (
+            f"<div><strong style='color:{color}'>{html.escape(head)}</strong>"
+            f"{_table(self.summary_rows())}{_transcript_html(self.transcript)}</div>"
+        )
+
+
+@dataclass(frozen=True)
+class PortProbe:
+    """What one port speaks, found without sending credentials or mail."""
+
+    host: str
+    port: int
+    reachable: bool
+    speaks: Literal["plaintext", "tls", "unknown"] = "unknown"
+    greeting: str = ""
+    starttls: bool = False
+    auth_before_tls: tuple[str, ...] = ()
+    auth_after_tls: tuple[str, ...] = ()
+    tls: TLSInfo | None = None
+    recommended: str | None = None
+    note: str = ""
+    transcript: tuple[TranscriptLine, ...] = ()
+
+    def cells(self) -> tuple[str, ...]:
+        """The row of the probe table."""
+        if not self.reachable:
+            return (str(self.port), "unreachable", "", "", "", "", "-", self.note)
+        cert = self.tls.certificate if self.tls else None
+        return (
+            str(self.port),
+            {"plaintext": "plaintext greeting", "tls": "TLS first"}.get(self.speaks, "?"),
+            "yes" if self.starttls else ("n/a" if self.speaks == "tls" else "no"),
+            " ".join(self.auth_before_tls) or "-",
+            " ".join(self.auth_after_tls) or "-",
+            (f"{self.tls.version}, " + ("verified" if cert and cert.verified else "NOT verified"))
+            if self.tls
+            else "-",
+            self.recommended or "-",
+            self.note,
+        )
+
+
+_PROBE_HEADERS = (
+    "port",
+    "speaks",
+    "STARTTLS",
+    "AUTH before TLS",
+    "AUTH after TLS",
+    "TLS",
+    "use security=",
+    "note",
+)
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """The probe table for one host: a PortProbe per port."""
+
+    host: str
+    ports: tuple[PortProbe, ...]
+
+    def __getitem__(self, port: int) -> PortProbe:
+        for probe in self.ports:
+            if probe.port == port:
+                return probe
+        raise KeyError(f"port {port} was not probed; probed: {[p.port for p in self.ports]}")
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.ports)
+
+    def __len__(self) -> int:
+        return len(self.ports)
+
+    def __str__(self) -> str:
+        rows = [_PROBE_HEADERS, *(p.cells() for p in self.ports)]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(_PROBE_HEADERS))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        certs = [
+            f"  {p.port}: {p.tls.certificate}"
+            for p in self.ports
+            if p.tls and p.tls.certificate
+        ]
+        tail = ("\ncertificates:\n" + "\n".join(certs)) if certs else ""
+        return f"Probe of {self.host}\n" + "\n".join(lines) + tail
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in _PROBE_HEADERS)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in p.cells()) + "</tr>"
+            for p in self.ports
+        )
+        certs = "".join(
+            f"<li>{p.port}: {html.escape(str(p.tls.certificate))}</li>"
+            for p in self.ports
+            if p.tls and p.tls.certificate
+        )
+        certs_html = f"<p>Certificates:</p><ul>{certs}</ul>" if certs else ""
+        return (
+            f"<div><strong>Probe of {html.escape(self.host)}</strong>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{certs_html}</div>"
+        )

@@ -1,0 +1,131 @@
+"""send(): hand one EmailMessage to a server over a negotiated, verified connection and report what happened."""
+
+from __future__ import annotations
+
+import copy
+import io
+from dataclasses import dataclass
+from email.generator import BytesGenerator
+from email.message import EmailMessage
+from email.utils import getaddresses
+
+from smtp_magic.connect import Delivery, Session, open_session
+from smtp_magic.errors import ComposeError
+from smtp_magic.report import SendReport
+from smtp_magic.settings import Settings
+
+__all__ = ["Outgoing", "prepare", "report_for", "send"]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready for the wire: the envelope and the exact bytes (Bcc removed)."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    smtputf8: bool
+    message_id: str | None
+
+
+def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
+    """Work out the envelope of ``message`` and flatten it with CRLF line ends.
+
+    The envelope sender is the From address (or ``settings.sender`` when the message has none,
+    which is then also written as From). The recipients are To, Cc and Bcc; the Bcc header
+    itself is removed from what is sent, as ``smtplib.send_message`` does.
+
+    Raises:
+        ComposeError: the message is not an EmailMessage, or has no sender or no recipient.
+    """
+    if not isinstance(message, EmailMessage):
+        raise ComposeError(
+            f"send() takes an email.message.EmailMessage, not {type(message).__name__}: "
+            "build one with smtp_magic.compose(...)."
+        )
+    outgoing = copy.copy(message)
+    if outgoing["From"] is None:
+        if not settings.sender:
+            raise ComposeError(
+                "the message has no From address: set sender= in Settings (or SMTP_FROM), "
+                "or pass sender= to compose()."
+            )
+        outgoing["From"] = settings.sender
+    senders = getaddresses(outgoing.get_all("Sender") or outgoing.get_all("From") or [])
+    sender = senders[0][1] if senders else ""
+    if not sender:
+        raise ComposeError("the From address of the message is empty or malformed.")
+    recipients: list[str] = []
+    for field in ("To", "Cc", "Bcc"):
+        for _name, address in getaddresses(outgoing.get_all(field) or []):
+            if address and address not in recipients:
+                recipients.append(address)
+    if not recipients:
+        raise ComposeError("the message has no recipient: give at least one of to, cc or bcc.")
+    del outgoing["Bcc"]
+    del outgoing["Resent-Bcc"]
+    smtputf8 = not all(a.isascii() for a in (sender, *recipients))
+    policy = outgoing.policy.clone(linesep="\r\n", utf8=smtputf8)
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, mangle_from_=False, policy=policy).flatten(outgoing, linesep="\r\n")
+    return Outgoing(
+        sender=sender,
+        recipients=tuple(recipients),
+        data=buffer.getvalue(),
+        smtputf8=smtputf8,
+        message_id=outgoing["Message-ID"],
+    )
+
+
+def report_for(session: Session, delivery: Delivery, outgoing: Outgoing) -> SendReport:
+    """The SendReport of one delivery on ``session``."""
+    return SendReport(
+        host=session.host,
+        port=session.port,
+        security=session.security or "?",
+        requested_security=session.settings.security,
+        accepted=delivery.accepted,
+        refused=delivery.refused,
+        message_id=outgoing.message_id,
+        reply=delivery.reply,
+        tls=session.tls,
+        greeting=session.greeting,
+        extensions=session.extensions,
+        auth_mechanism=session.auth_mechanism,
+        timings=dict(session.timings),
+        transcript=session.transcript,
+    )
+
+
+def send(message: EmailMessage, settings: Settings) -> SendReport:
+    """Send ``message`` as ``settings`` say and report how.
+
+    The connection is secured as ``settings.security`` says (never falling back to plaintext),
+    the certificate verified, and the password sent only over TLS.
+
+    Args:
+        message: The message; From defaults to ``settings.sender``; Bcc recipients get it but
+            the Bcc header is not sent.
+        settings: Where and how to connect.
+
+    Returns:
+        A SendReport: the security used, TLS details, accepted and refused recipients, timings
+        and the transcript (AUTH redacted).
+
+    Raises:
+        SMTPMagicError: the subclass says what failed and what to change. When every recipient
+            was refused it is RecipientsRejectedError; some refused ones are listed in the report.
+
+    Example:
+        >>> with LabServer() as lab:  # doctest: +SKIP
+        ...     send(compose(to="you@example.org", subject="Hi", body="Hello"), lab.settings(587))
+    """
+    outgoing = prepare(message, settings)
+    session = open_session(settings)
+    try:
+        delivery = session.deliver(
+            outgoing.sender, outgoing.recipients, outgoing.data, smtputf8=outgoing.smtputf8
+        )
+    finally:
+        session.close()
+    return report_for(session, delivery, outgoing)

@@ -1,0 +1,195 @@
+"""Connection settings: one frozen dataclass, validated on creation, read from the environment in one place."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, fields
+from typing import Any, Literal, get_args
+
+from smtp_magic.errors import SettingsError
+
+__all__ = [
+    "DEFAULT_GREETING_WAIT",
+    "DEFAULT_PORTS",
+    "DEFAULT_TIMEOUT",
+    "ENV_VARIABLES",
+    "Security",
+    "Settings",
+]
+
+Security = Literal["auto", "tls", "starttls", "plain"]
+SECURITY_MODES: tuple[str, ...] = get_args(Security)
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds each phase (connect, greeting, TLS, each command, the data) may take."""
+
+DEFAULT_GREETING_WAIT = 1.5
+"""Seconds ``security="auto"`` waits for a greeting on a non-standard port before trying TLS."""
+
+DEFAULT_PORTS: Mapping[str, int] = {"tls": 465, "starttls": 587, "plain": 25, "auto": 587}
+
+ENV_VARIABLES: Mapping[str, str] = {
+    "host": "SMTP_HOST",
+    "port": "SMTP_PORT",
+    "security": "SMTP_SECURITY",
+    "username": "SMTP_USERNAME",
+    "password": "SMTP_PASSWORD",
+    "sender": "SMTP_FROM",
+    "cafile": "SMTP_CAFILE",
+    "certfile": "SMTP_CERTFILE",
+    "keyfile": "SMTP_KEYFILE",
+    "timeout": "SMTP_TIMEOUT",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where and how to connect.
+
+    Derive variants with ``dataclasses.replace(settings, port=465)``; every instance is validated.
+
+    Args:
+        host: The server's host name or IP address.
+        port: The TCP port; ``None`` picks the default of the security mode (465 for "tls",
+            25 for "plain", 587 otherwise).
+        security: "auto" (default), "tls" (implicit TLS), "starttls" (required) or "plain".
+        username: The login name; ``None`` sends no AUTH.
+        password: The password; never shown by ``repr``.
+        sender: The default From address.
+        cafile: A PEM file of extra certificate authorities to trust, on top of the system's.
+        certfile: A client certificate (PEM), for servers that require one.
+        keyfile: The client certificate's private key, if not inside ``certfile``.
+        timeout: Seconds each phase may take.
+        greeting_wait: Seconds "auto" waits for a greeting on a non-standard port.
+        local_hostname: The name sent with EHLO (default: the machine's FQDN, as smtplib does).
+    """
+
+    host: str
+    _: KW_ONLY
+    port: int | None = None
+    security: Security = "auto"
+    username: str | None = None
+    password: str | None = None
+    sender: str | None = None
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    greeting_wait: float = DEFAULT_GREETING_WAIT
+    local_hostname: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("cafile", "certfile", "keyfile"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                object.__setattr__(self, name, os.fspath(value))
+        if self.port is None and self.security in DEFAULT_PORTS:
+            object.__setattr__(self, "port", DEFAULT_PORTS[self.security])
+        problem = self._problem()
+        if problem:
+            raise SettingsError(problem)
+
+    def _problem(self) -> str | None:
+        """Return a one-sentence reason these settings are invalid, or None."""
+        if not isinstance(self.host, str) or not self.host.strip():
+            return "host is empty: give the SMTP server's name, e.g. Settings('smtp.example.org')."
+        if any(c.isspace() for c in self.host):
+            return f"host {self.host!r} contains white space: give just the server's name."
+        if self.security not in SECURITY_MODES:
+            return (
+                f"security={self.security!r} is not a mode: use one of "
+                + ", ".join(repr(m) for m in SECURITY_MODES)
+                + "."
+            )
+        port = self.port
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            return f"port={port!r} is not a TCP port: use a whole number from 1 to 65535."
+        for name in ("timeout", "greeting_wait"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                return f"{name}={value!r} must be a positive number of seconds."
+        for name in ("username", "password", "sender", "local_hostname"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                return f"{name} must be a string or None, not {type(value).__name__}."
+            if value is not None and ("\r" in value or "\n" in value):
+                return f"{name} contains a line break, which SMTP cannot carry."
+        if self.password is not None and not self.username:
+            return "a password was given without a username: set username as well."
+        if self.security == "plain" and (self.username or self.password):
+            return (
+                "security='plain' never sends credentials, because they would cross the network "
+                "unencrypted: use security='starttls' or 'tls', or remove username and password."
+            )
+        if self.keyfile and not self.certfile:
+            return "keyfile was given without certfile: a client certificate needs both."
+        for name in ("cafile", "certfile", "keyfile"):
+            path = getattr(self, name)
+            if path is not None and not isinstance(path, str):
+                return f"{name} must be a file path, not {type(path).__name__}."
+            if path is not None and not os.path.isfile(path):
+                return f"{name}={path!r} does not exist or is not a file: check the path."
+        return None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build Settings from the ``SMTP_*`` environment variables, then apply ``overrides``.
+
+        Reads SMTP_HOST (default "localhost"), SMTP_PORT, SMTP_SECURITY, SMTP_USERNAME,
+        SMTP_PASSWORD, SMTP_FROM, SMTP_CAFILE, SMTP_CERTFILE, SMTP_KEYFILE and SMTP_TIMEOUT.
+        Empty variables count as unset; overrides that are ``None`` are ignored.
+
+        Raises:
+            SettingsError: a variable holds a value that is not valid, naming the variable.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, variable in ENV_VARIABLES.items():
+            raw = env.get(variable, "").strip()
+            if not raw:
+                continue
+            if name in ("port", "timeout"):
+                try:
+                    values[name] = int(raw) if name == "port" else float(raw)
+                except ValueError:
+                    kind = "a whole number" if name == "port" else "a number of seconds"
+                    raise SettingsError(
+                        f"{variable}={raw!r} is not {kind}: fix or unset the variable."
+                    ) from None
+            else:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.setdefault("host", "localhost")
+        known = {f.name for f in fields(cls)} - {"_"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}: use {sorted(known)}.")
+        try:
+            return cls(**values)
+        except SettingsError as exc:
+            sources = [v for k, v in ENV_VARIABLES.items() if k in values and k not in overrides]
+            hint = f" (read from {', '.join(sources)})" if sources else ""
+            raise SettingsError(exc.message + hint) from None
+
+    @property
+    def address(self) -> str:
+        """``host:port``, with IPv6 addresses in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "password":
+                parts.append("password=" + ("'********'" if value else "None"))
+            elif value != f.default or f.name in ("host", "port", "security"):
+                parts.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(parts)})"
