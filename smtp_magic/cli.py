@@ -54,7 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
                 body=f"This message went through the lab role that plays port **{role}**.",
             )
             start = time.monotonic()
-            report = send(message, lab.settings(role))
+            report = send(message, lab.settings(role, security="auto"))
             took = time.monotonic() - start
             received = any(m.message["Subject"] == message["Subject"] for m in lab.messages)
             login = f"AUTH {report.auth_mechanism}" if report.auth_mechanism else "none"

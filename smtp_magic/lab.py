@@ -1,0 +1,450 @@
+"""LabServer: a local aiosmtpd server with trustme certificates that plays ports 25, 465 and 587."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import shutil
+import smtplib
+import socket
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+if TYPE_CHECKING:
+    from smtp_magic.settings import Settings
+
+__all__ = ["DEMO_PASSWORD", "DEMO_USERNAME", "ROLES", "LabServer", "ReceivedMessage"]
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "lab-demo-pass-7431"
+DEMO_SENDER = "demo@lab.localhost"
+ROLES = (25, 465, 587)
+DEFAULT_PORTS = {25: 8025, 465: 8465, 587: 8587}
+HOST = "127.0.0.1"  # the lab never listens on anything else
+SERVER_HOSTNAME = "lab.localhost"  # the greeting name; also avoids a blocking getfqdn() (#178)
+SELF_TEST_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One message the lab accepted.
+
+    Attributes:
+        message: The message, parsed with ``email.policy.default`` (CRLF read as newline).
+        mail_from: The envelope sender (MAIL FROM).
+        rcpt_tos: The envelope recipients (RCPT TO).
+        tls: Whether the connection was encrypted when the message arrived.
+        authenticated: Whether the client had logged in.
+        role: The port the listener plays: 25, 465 or 587.
+        raw: The bytes received after DATA, as sent (CRLF line endings).
+    """
+
+    message: EmailMessage
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    tls: bool
+    authenticated: bool
+    role: int
+    raw: bytes
+
+
+class _LabSMTP(SMTP):
+    """aiosmtpd's SMTP with readable AUTH LOGIN challenges and a connection counter."""
+
+    # aiosmtpd ends these in NUL, which breaks Go net/smtp and curl (aiosmtpd #566, PR #620).
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
+
+    def __init__(
+        self, handler: Any, *, on_connect: Callable[[], None], implicit_tls: bool, **kwargs: Any
+    ) -> None:
+        super().__init__(handler, **kwargs)
+        self._on_connect = on_connect
+        if implicit_tls:
+            # aiosmtpd only counts STARTTLS as TLS, so it hides AUTH on an implicit-TLS listener
+            # (aiosmtpd #274, #281). Safe here: asyncio calls connection_made only after the
+            # handshake. Set after construction to skip the UserWarning meant for plaintext
+            # listeners, which warnings.catch_warnings could not filter safely from a thread.
+            self._auth_require_tls = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # After STARTTLS aiosmtpd calls this again on the same object: count only the first.
+        first = self._original_transport is None
+        super().connection_made(transport)
+        if first:
+            self._on_connect()
+
+
+class _LabController(Controller):
+    """A Controller on a socket bound in advance, with a configurable TLS handshake timeout."""
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        sock: socket.socket,
+        handshake_timeout: float,
+        on_connect: Callable[[], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, hostname=HOST, port=sock.getsockname()[1], **kwargs)
+        self._sock = sock
+        self._handshake_timeout = handshake_timeout
+        self._on_connect = on_connect
+
+    def factory(self) -> SMTP:
+        implicit = self.ssl_context is not None
+        return _LabSMTP(
+            self.handler, on_connect=self._on_connect, implicit_tls=implicit, **self.SMTP_kwargs
+        )
+
+    def _create_server(self) -> Any:
+        # Controller has no ssl_handshake_timeout option (aiosmtpd #269): without it a plaintext
+        # client on the implicit-TLS port waits 60 s. Passing sock= also avoids the port-0 trap.
+        timeout = self._handshake_timeout if self.ssl_context is not None else None
+        return self.loop.create_server(
+            self._factory_invoker,
+            sock=self._sock,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=timeout,
+        )
+
+
+class _Handler:
+    """The aiosmtpd handler of one role: hands each message to the lab."""
+
+    def __init__(self, role: int, record: Callable[[ReceivedMessage], int]) -> None:
+        self.role = role
+        self.record = record
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, lines: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # a 5-argument EHLO hook must do this, or MAIL gets 503
+        if self.role == 25:  # aiosmtpd offers AUTH after STARTTLS even with no accounts
+            lines = [line for line in lines if not line.startswith("250-AUTH")]
+        return lines
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = cast(bytes, envelope.original_content or envelope.content or b"")
+        transport = server.transport
+        # Parse with Python's line endings, so get_content() shows "\n" rather than the wire's CRLF.
+        parsed = BytesParser(policy=default_policy).parsebytes(raw.replace(b"\r\n", b"\n"))
+        number = self.record(
+            ReceivedMessage(
+                message=cast(EmailMessage, parsed),
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                # session.ssl is only set by STARTTLS; the transport also knows implicit TLS.
+                tls=transport is not None and transport.get_extra_info("ssl_object") is not None,
+                authenticated=bool(session.authenticated),
+                role=self.role,
+                raw=raw,
+            )
+        )
+        return f"250 OK: queued as {number}"
+
+
+def _bind(port: int) -> socket.socket:
+    """Bind a listening-ready TCP socket on 127.0.0.1:port (0: any free port)."""
+    # Name IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only when proto is TCP, and
+    # with proto 0 Nagle plus delayed ACKs stall every TLS greeting by about 40 ms.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        if os.name == "posix":
+            # As asyncio.create_server does: a port in TIME_WAIT is free, one with a listener not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class LabServer:
+    """A local SMTP lab: three listeners on 127.0.0.1 that behave like ports 25, 465 and 587.
+
+    Role 25 greets in plaintext, offers STARTTLS and no AUTH. Role 587 greets in plaintext and
+    requires STARTTLS, then AUTH, before MAIL. Role 465 speaks TLS from the first byte and
+    requires AUTH. Certificates come from a fresh trustme CA whose PEM is at ``cafile``.
+    """
+
+    def __init__(
+        self,
+        ports: Mapping[int, int] | None = None,
+        *,
+        username: str = DEMO_USERNAME,
+        password: str = DEMO_PASSWORD,
+        data_size_limit: int = 40 * 2**20,
+        handshake_timeout: float = 5.0,
+        directory: str | Path | None = None,
+    ) -> None:
+        """Prepare the lab (nothing listens until ``start()``).
+
+        Args:
+            ports: Role -> port to bind; 0 means any free port. Roles left out use 8025, 8465
+                and 8587 when free, else any free port.
+            username: The one account's login name.
+            password: The one account's password.
+            data_size_limit: The largest message accepted, in bytes.
+            handshake_timeout: Seconds the 465 role waits for a TLS handshake.
+            directory: Where to write the CA PEM; default: a temporary directory removed by
+                ``stop()``.
+
+        Raises:
+            ValueError: If ``ports`` names a role other than 25, 465 or 587.
+        """
+        unknown = set(ports or {}) - set(ROLES)
+        if unknown:
+            raise ValueError(f"Unknown lab role(s) {sorted(unknown)}: the roles are 25, 465, 587.")
+        self._requested = dict(ports or {})
+        self.username = username
+        self.password = password
+        self._data_size_limit = data_size_limit
+        self._handshake_timeout = handshake_timeout
+        self._directory = Path(directory) if directory is not None else None
+        self.ca = trustme.CA(organization_name="smtp_magic lab CA")
+        self._leaf = self.ca.issue_cert("localhost", "127.0.0.1", "::1", common_name="localhost")
+        self._lock = threading.Condition()
+        self._messages: list[ReceivedMessage] = []
+        self._connections = dict.fromkeys(ROLES, 0)
+        self._controllers: dict[int, _LabController] = {}
+        self._ports: dict[int, int] = {}
+        self._cafile: Path | None = None
+        self._tmpdir: Path | None = None
+
+    def start(self) -> LabServer:
+        """Bind the three listeners, check each one answers over TLS, and return the lab.
+
+        Raises:
+            OSError: If a port given explicitly in ``ports`` is in use.
+            RuntimeError: If a listener does not pass its self-test.
+        """
+        if self.running:
+            return self
+        # aiosmtpd logs a warning on every AUTH ("login_data is deprecated") and on every 465
+        # connection; keep its logger quiet unless the user configured it.
+        mail_log = logging.getLogger("mail.log")
+        if mail_log.level == logging.NOTSET:
+            mail_log.setLevel(logging.ERROR)
+        try:
+            if self._directory is None:
+                self._tmpdir = Path(tempfile.mkdtemp(prefix="smtp_magic-lab-"))
+            folder = self._directory or self._tmpdir
+            assert folder is not None
+            folder.mkdir(parents=True, exist_ok=True)
+            self._cafile = folder / "lab-ca.pem"
+            self.ca.cert_pem.write_to_path(str(self._cafile))
+            server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            server_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            self._leaf.configure_cert(server_ctx)
+            for role in ROLES:
+                self._start_role(role, server_ctx)
+            for role in ROLES:
+                self._self_test(role)
+        except BaseException:
+            self.stop()
+            raise
+        self.clear()  # the readiness and self-test connections are not the user's
+        return self
+
+    def _start_role(self, role: int, server_ctx: ssl.SSLContext) -> None:
+        wanted = self._requested.get(role, DEFAULT_PORTS[role])
+        try:
+            sock = _bind(wanted)
+        except OSError as exc:
+            if role not in self._requested:  # a busy default port: take any free one
+                sock = _bind(0)
+            else:
+                raise OSError(
+                    exc.errno,
+                    f"Cannot listen on {HOST}:{wanted} for the lab's {role} role: {exc.strerror}. "
+                    f"Choose another port, or pass ports={{{role}: 0}} for any free port.",
+                ) from exc
+        auth = {"authenticator": self._authenticate, "auth_required": True}
+        behaviour: dict[str, Any] = {
+            25: {"tls_context": server_ctx, "require_starttls": False},  # STARTTLS optional
+            465: {"ssl_context": server_ctx, **auth},  # TLS from the first byte
+            587: {"tls_context": server_ctx, "require_starttls": True, **auth},
+        }[role]
+        controller = _LabController(
+            _Handler(role, self._record),
+            sock=sock,
+            handshake_timeout=self._handshake_timeout,
+            on_connect=lambda: self._count(role),
+            server_hostname=SERVER_HOSTNAME,
+            ident="smtp_magic-lab",
+            data_size_limit=self._data_size_limit,
+            **behaviour,
+        )
+        try:
+            controller.start()
+        except BaseException:
+            sock.close()
+            controller.stop(no_assert=True)
+            raise
+        self._controllers[role] = controller
+        self._ports[role] = sock.getsockname()[1]
+
+    def _self_test(self, role: int) -> None:
+        """NOOP over verified TLS; Controller.start() does not prove TLS works (pitfall 5)."""
+        assert self._cafile is not None
+        ctx = ssl.create_default_context(cafile=str(self._cafile))
+        port = self._ports[role]
+        # local_hostname: smtplib's default, socket.getfqdn(), can take a while on some hosts.
+        options: dict[str, Any] = {"timeout": SELF_TEST_TIMEOUT, "local_hostname": "localhost"}
+        try:
+            if role == 465:
+                with smtplib.SMTP_SSL(HOST, port, context=ctx, **options) as smtp:
+                    code, _ = smtp.noop()
+            else:
+                with smtplib.SMTP(HOST, port, **options) as smtp:
+                    smtp.starttls(context=ctx)
+                    code, _ = smtp.noop()
+            if code != 250:
+                raise smtplib.SMTPResponseException(code, b"NOOP refused")
+        except (OSError, smtplib.SMTPException) as exc:
+            raise RuntimeError(
+                f"The lab's {role} role on {HOST}:{port} started but failed its self-test "
+                f"({type(exc).__name__}: {exc}). Check that nothing intercepts local "
+                f"connections, then try LabServer(ports={{{role}: 0}}) for another port."
+            ) from exc
+
+    def stop(self) -> None:
+        """Stop every listener and remove the temporary CA directory. Safe to call twice."""
+        controllers, self._controllers = self._controllers, {}
+        for controller in controllers.values():
+            controller.stop(no_assert=True)
+        self._ports = {}
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+            self._cafile = None
+
+    def __enter__(self) -> LabServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether the listeners are up."""
+        return bool(self._controllers)
+
+    @property
+    def ports(self) -> dict[int, int]:
+        """Role (25, 465, 587) -> the port bound on 127.0.0.1; empty until ``start()``."""
+        return dict(self._ports)
+
+    @property
+    def cafile(self) -> str:
+        """The path of the lab CA's PEM, to trust in clients (smtp_magic, openssl, swaks)."""
+        if self._cafile is None:
+            raise RuntimeError("The lab has no CA file until it starts: call lab.start() first.")
+        return str(self._cafile)
+
+    def settings(self, role: int = 587, **overrides: Any) -> Settings:
+        """Return Settings that reach one role of this lab, with the demo account where needed.
+
+        Args:
+            role: 25, 465 or 587.
+            **overrides: Settings fields to change, for example ``security="tls"``.
+
+        Raises:
+            ValueError: If ``role`` is not 25, 465 or 587.
+            RuntimeError: If the lab is not running.
+        """
+        from smtp_magic.settings import Settings
+
+        if role not in ROLES:
+            raise ValueError(f"Unknown lab role {role!r}: choose 25, 465 or 587.")
+        if not self.running:
+            raise RuntimeError("The lab is not running: call lab.start() first.")
+        login = role != 25  # port 25 relays without AUTH
+        values: dict[str, Any] = {
+            "host": HOST,
+            "port": self._ports[role],
+            # The mode a client uses on the real port. The lab listens on other port numbers,
+            # where security="auto" would first wait for a greeting; pass security="auto" to see it.
+            "security": "tls" if role == 465 else "starttls",
+            "username": self.username if login else None,
+            "password": self.password if login else None,
+            "sender": DEMO_SENDER,
+            "cafile": self.cafile,
+        }
+        values.update(overrides)
+        return Settings(values.pop("host"), **values)
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        """A copy of the messages received so far, oldest first."""
+        with self._lock:
+            return list(self._messages)
+
+    @property
+    def connections(self) -> dict[int, int]:
+        """Role -> TCP connections accepted since start (or the last ``clear()``)."""
+        with self._lock:
+            return dict(self._connections)
+
+    def clear(self) -> None:
+        """Forget received messages and reset the connection counts."""
+        with self._lock:
+            self._messages.clear()
+            self._connections = dict.fromkeys(ROLES, 0)
+
+    def wait_for_messages(self, n: int, timeout: float = 5.0) -> list[ReceivedMessage]:
+        """Block until at least ``n`` messages have arrived, and return them all.
+
+        Raises:
+            TimeoutError: If fewer than ``n`` arrive within ``timeout`` seconds.
+        """
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._messages) >= n, timeout):
+                raise TimeoutError(
+                    f"The lab received {len(self._messages)} message(s) in {timeout:g} s, "
+                    f"expected at least {n}. Check the send result, or wait longer."
+                )
+            return list(self._messages)
+
+    def _record(self, received: ReceivedMessage) -> int:
+        with self._lock:
+            self._messages.append(received)
+            self._lock.notify_all()
+            return len(self._messages)
+
+    def _count(self, role: int) -> None:
+        with self._lock:
+            self._connections[role] += 1
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        # Compare both fields in constant time: timing must not tell which one was wrong.
+        user_ok = hmac.compare_digest(data.login, self.username.encode())
+        password_ok = hmac.compare_digest(data.password, self.password.encode())
+        ok = user_ok and password_ok
+        return AuthResult(success=ok, handled=False, auth_data=self.username if ok else None)
+
+    def __repr__(self) -> str:
+        if not self.running:
+            return "<LabServer stopped>"
+        ports = ", ".join(f"{role}->{port}" for role, port in self._ports.items())
+        return f"<LabServer on {HOST} ({ports}), cafile={self.cafile!r}>"
