@@ -8,9 +8,8 @@ Importing the package loads neither IPython, ipywidgets nor aiosmtpd: the lab, t
 the magic load them when they are first used.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from smtp_magic.compose import compose
 from smtp_magic.errors import (
@@ -41,7 +40,7 @@ from smtp_magic.report import PortProbe, ProbeReport, SendReport
 from smtp_magic.send import send
 from smtp_magic.settings import Settings
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from smtp_magic.lab import LabServer, ReceivedMessage
 
 __version__ = "0.1.0"
@@ -88,14 +87,14 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     # The lab (aiosmtpd, trustme) and the front ends (IPython, ipywidgets) load on first use.
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'smtp_magic' has no attribute {name!r}")
-    import importlib
+    from importlib import import_module
 
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(import_module(module), name)
     globals()[name] = value
     return value
 
@@ -104,14 +103,14 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: _Any) -> None:
     """``%load_ext smtp_magic``: register %%sendmail, %smtp_probe, %smtp_lab and %sendmail_form."""
     from smtp_magic.magic import load_ipython_extension as load
 
     load(ipython)
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: _Any) -> None:
     """``%unload_ext smtp_magic``: remove the magics again."""
     from smtp_magic.magic import unload_ipython_extension as unload
 

@@ -137,7 +137,7 @@ class SendReport:
         ]
         if self.tls and self.tls.certificate:
             rows.append(("Certificate", str(self.tls.certificate)))
-        rows.append(("Login", self.auth_mechanism and f"AUTH {self.auth_mechanism}" or "none"))
+        rows.append(("Login", (self.auth_mechanism and f"AUTH {self.auth_mechanism}") or "none"))
         rows.append(("Accepted", ", ".join(self.accepted) or "nobody"))
         if self.refused:
             rows.append(
@@ -149,9 +149,7 @@ class SendReport:
         if self.message_id:
             rows.append(("Message-ID", self.message_id))
         if self.timings:
-            rows.append(
-                ("Time", ", ".join(f"{k} {_duration(v)}" for k, v in self.timings.items()))
-            )
+            rows.append(("Time", ", ".join(f"{k} {_duration(v)}" for k, v in self.timings.items())))
         return rows
 
     def __str__(self) -> str:
@@ -243,12 +241,12 @@ class ProbeReport:
     def __str__(self) -> str:
         rows = [_PROBE_HEADERS, *(p.cells() for p in self.ports)]
         widths = [max(len(r[i]) for r in rows) for i in range(len(_PROBE_HEADERS))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         certs = [
-            f"  {p.port}: {p.tls.certificate}"
-            for p in self.ports
-            if p.tls and p.tls.certificate
+            f"  {p.port}: {p.tls.certificate}" for p in self.ports if p.tls and p.tls.certificate
         ]
         tail = ("\ncertificates:\n" + "\n".join(certs)) if certs else ""
         return f"Probe of {self.host}\n" + "\n".join(lines) + tail

@@ -174,7 +174,11 @@ class Settings:
         try:
             return cls(**values)
         except SettingsError as exc:
-            sources = [v for k, v in ENV_VARIABLES.items() if k in values and k not in overrides]
+            sources = [
+                variable
+                for name, variable in ENV_VARIABLES.items()
+                if name in values and overrides.get(name) is None and exc.message.startswith(name)
+            ]
             hint = f" (read from {', '.join(sources)})" if sources else ""
             raise SettingsError(exc.message + hint) from None
 

@@ -139,7 +139,10 @@ def test_non_ascii_addresses_use_smtputf8(clean_lab: LabServer) -> None:
 
 def test_message_with_leading_dots_is_transparent(clean_lab: LabServer) -> None:
     body = ".\n..\n.hidden line\nend"
-    send(compose(to="bob@example.org", subject="dots", body=body, format="text"), clean_lab.settings(25))
+    send(
+        compose(to="bob@example.org", subject="dots", body=body, format="text"),
+        clean_lab.settings(25),
+    )
     received = clean_lab.wait_for_messages(1)[0]
     assert received.message.get_content().replace("\r\n", "\n").rstrip("\n") == body
 
@@ -164,7 +167,9 @@ def test_session_sends_several_messages_on_one_connection(clean_lab: LabServer) 
 
 def test_large_message_streams(clean_lab: LabServer) -> None:
     payload = bytes(range(256)) * 8192  # 2 MiB of binary data, base64 on the wire
-    message = compose(to="bob@example.org", subject="big", body="x", attachments=[("blob.bin", payload)])
+    message = compose(
+        to="bob@example.org", subject="big", body="x", attachments=[("blob.bin", payload)]
+    )
     start = time.monotonic()
     send(message, clean_lab.settings(587))
     assert time.monotonic() - start < 30
