@@ -6,7 +6,7 @@ import datetime as dt
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "CertInfo",
@@ -160,6 +160,10 @@ class SendReport:
         body = "\n".join(f"  {k:<{width}}  {v}" for k, v in self.summary_rows())
         return f"{head}:\n{body}"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # IPython's text/plain: the readable summary rather than the dataclass fields.
+        printer.text(str(self))
+
     def _repr_html_(self) -> str:
         color = "#1a7f37" if self.delivered and not self.refused else "#9a6700"
         head = "Sent" if self.delivered else "Not delivered"
@@ -250,6 +254,9 @@ class ProbeReport:
         ]
         tail = ("\ncertificates:\n" + "\n".join(certs)) if certs else ""
         return f"Probe of {self.host}\n" + "\n".join(lines) + tail
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in _PROBE_HEADERS)

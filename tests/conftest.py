@@ -10,6 +10,10 @@ import pytest
 from smtp_magic.connect import forget_auto_choices
 from smtp_magic.lab import LabServer
 
+# Notebooks that tests write or open (e.g. for the browser test) are data, not nbval tests;
+# the tutorials in notebooks/ are the ones nbval checks.
+collect_ignore_glob = ["*.ipynb", "**/*.ipynb"]
+
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
