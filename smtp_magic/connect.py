@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from smtp_magic import diagnose, tls
+from smtp_magic import diagnose, errors, tls
 from smtp_magic.report import CertInfo, TLSInfo, TranscriptLine
 from smtp_magic.settings import Settings
 
@@ -30,6 +30,9 @@ __all__ = [
 
 STANDARD_PORTS = {465: "tls", 25: "starttls", 587: "starttls", 2525: "starttls"}
 """What ``security="auto"`` uses on well-known ports without waiting for a greeting."""
+
+TLS_CHECK_SECONDS = 1.0
+"""At most this long is spent checking whether a silent port speaks TLS (a diagnosis only)."""
 
 _CHUNK = 1 << 20  # bytes of message data per sendall, so a large message is never copied whole
 _auto_choices: dict[tuple[str, int], str] = {}
@@ -247,6 +250,7 @@ class Session:
         self.tls: TLSInfo | None = None
         self.timings: dict[str, float] = {}
         self.delivered_data = False
+        self.stalled = False
 
     # -- bookkeeping ----------------------------------------------------------------------
     @property
@@ -270,6 +274,12 @@ class Session:
         try:
             with diagnose.translate(self):
                 yield
+        except errors.SMTPMagicError as exc:
+            # A server that let a deadline pass will not answer QUIT promptly either: close()
+            # must not spend another wait on it, or "timeout + 1 s" becomes "2 x timeout".
+            if isinstance(exc, errors.SMTPTimeoutError) or isinstance(exc.__cause__, TimeoutError):
+                self.stalled = True
+            raise
         finally:
             self.timings[clock] = self.timings.get(clock, 0.0) + time.monotonic() - start
             self.wire.deadline = float("inf")
@@ -470,7 +480,7 @@ class Session:
     def close(self) -> None:
         """Say QUIT (briefly) and close the connection; never raises."""
         wire = self.wire
-        if wire.sock is not None:
+        if wire.sock is not None and not self.stalled:
             wire.deadline = time.monotonic() + min(self.settings.timeout, 2.0)
             with contextlib.suppress(Exception):
                 wire.docmd("QUIT")
@@ -482,10 +492,14 @@ class Session:
 
         Verification is off because only the handshake is tested; nothing else is sent.
         """
-        seconds = min(self.settings.timeout, 3.0)
+        # One deadline for connect and handshake, at most TLS_CHECK_SECONDS: this check runs after
+        # a whole timeout of silence, and the error must still come within about timeout + 1 s.
+        deadline = time.monotonic() + min(self.settings.timeout, TLS_CHECK_SECONDS)
         try:
-            with socket.create_connection((self.host, self.port), seconds) as raw:
-                raw.settimeout(seconds)
+            address = (self.host, self.port)
+            with socket.create_connection(address, deadline - time.monotonic()) as raw:
+                # Since Python 3.5 the timeout bounds the whole handshake, not each recv.
+                raw.settimeout(max(deadline - time.monotonic(), 0.01))
                 with tls.unverified_context().wrap_socket(raw, server_hostname=self.host):
                     return True
         except (OSError, ssl.SSLError):

@@ -148,11 +148,13 @@ def explain(exc: BaseException, session: Session) -> errors.SMTPMagicError:
                 "client certificate it trusts. Set certfile= (and keyfile=) to one it accepts.",
             )
         if isinstance(exc, ssl.SSLEOFError) or "EOF" in reason:
+            # Some servers (asyncio's among them) hang up without the TLS alert that would say why.
             return make(
                 errors.TLSHandshakeError,
-                f"{where} closed the connection during the TLS handshake. It may not speak TLS "
-                "on this port, or may reject this client; run smtp_magic.probe() to see what it "
-                "speaks.",
+                f"{where} closed the connection during the TLS handshake without saying why. "
+                "It may not speak TLS on this port, may offer only TLS versions older than 1.2, "
+                "or may require a client certificate (certfile=); run smtp_magic.probe() to see "
+                "what it speaks.",
             )
         return make(
             errors.TLSHandshakeError,
@@ -202,6 +204,21 @@ def explain(exc: BaseException, session: Session) -> errors.SMTPMagicError:
                     "does not answer a TLS handshake either. It may not be an SMTP server, or "
                     "is overloaded; check the port, or raise timeout=.",
                 )
+        if lost and phase in ("greeting", "ehlo") and _silent_since_tls(session):
+            # TLS 1.3 ends the client's handshake before the server checks the client's
+            # certificate, so a refusal arrives as a hang-up (or alert) at the first read.
+            fix = (
+                "Check that certfile= holds a certificate this server accepts."
+                if settings.certfile
+                else "Set certfile= (and keyfile=) to a certificate it accepts."
+            )
+            return make(
+                errors.TLSHandshakeError,
+                f"{where} closed the connection right after the TLS handshake, before saying "
+                "anything: servers do this when they require a client certificate and did not "
+                f"get one they trust. {fix} Otherwise run smtp_magic.probe() to see what the "
+                "port speaks.",
+            )
         if phase == "data-end":
             return make(
                 errors.DeliveryUnknownError,
@@ -290,6 +307,16 @@ def explain(exc: BaseException, session: Session) -> errors.SMTPMagicError:
         code, reply = exc.smtp_code, _reply_text(exc.smtp_error)
         extra = {"code": code, "reply": reply}
         said = f"{code} {reply}"
+        if phase == "data-end" and not 400 <= code < 600:
+            # The server holds the whole message and answered neither yes (250) nor a clear no:
+            # reporting "not delivered" could make the user send it twice.
+            return make(
+                errors.DeliveryUnknownError,
+                f"{where} answered {reply[:80]!r} (code {code}) after the message was sent, which "
+                "is neither a confirmation nor a refusal: it may or may not have been delivered. "
+                "Check before sending again.",
+                **extra,
+            )
         if code == -1:
             return make(
                 errors.ProtocolError,
@@ -332,6 +359,13 @@ def explain(exc: BaseException, session: Session) -> errors.SMTPMagicError:
                 "or a link.",
                 **extra,
             )
+        if phase == "mail" and 400 <= code < 500:
+            return make(
+                errors.SenderRejectedError,
+                f"{where} temporarily refused the sender ({said}), so nothing was sent. "
+                "Try again later.",
+                **extra,
+            )
         if phase == "mail":
             return make(
                 errors.SenderRejectedError,
@@ -349,8 +383,13 @@ def explain(exc: BaseException, session: Session) -> errors.SMTPMagicError:
         if phase == "greeting":
             return make(
                 errors.RejectedError,
-                f"{where} refused the connection in its greeting ({said}). Try again later, "
-                "or use another server.",
+                f"{where} refused the connection in its greeting ({said}). "
+                + (
+                    "Try again later, or use another server."
+                    if 400 <= code < 500
+                    else "It does not accept mail from this client: use another server, or "
+                    "ask its administrator."
+                ),
                 **extra,
             )
         return make(
@@ -393,6 +432,17 @@ _PHASES = {
     "data-end": "the wait for the server's confirmation",
     "rset": "RSET",
 }
+
+
+def _silent_since_tls(session: Session) -> bool:
+    """Whether TLS was set up and the server has not said a word since."""
+    if session.tls is None:
+        return False
+    lines = session.transcript
+    marks = [
+        i for i, line in enumerate(lines) if line.direction == "*" and "TLS handshake" in line.text
+    ]
+    return bool(marks) and not any(line.direction == "S" for line in lines[marks[-1] :])
 
 
 def _nothing_sent(phase: str) -> str:
