@@ -11,6 +11,7 @@ the magic load them when they are first used.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from smtp_magic.bulk import BulkReport, MessageResult, send_many
 from smtp_magic.compose import compose
 from smtp_magic.errors import (
     AuthenticationError,
@@ -47,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "BulkReport",
     "CertificateError",
     "ComposeError",
     "ConnectError",
@@ -56,6 +58,7 @@ __all__ = [
     "LabServer",
     "MessagePreview",
     "MessageRejectedError",
+    "MessageResult",
     "PortProbe",
     "ProbeReport",
     "ProtocolError",
@@ -78,6 +81,7 @@ __all__ = [
     "preview",
     "probe",
     "send",
+    "send_many",
     "unload_ipython_extension",
 ]
 

@@ -270,6 +270,10 @@ class BulkReport:
         lines += [f"  {label}: {text}" for label, text in self._advice()]
         return "\n".join(lines)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # IPython's text/plain: the readable summary, not the one-line repr.
+        printer.text(str(self))
+
     def __repr__(self) -> str:
         counts = ", ".join(f"{s}={n}" for s, n in self._counts())
         return f"<BulkReport {self.settings.address}: {counts or 'empty'}>"
@@ -556,11 +560,7 @@ class _Run:
         """Drop the connection without QUIT: mid-transaction, QUIT would be read as message data."""
         session, self.session = self.session, None
         if session is not None:
-            # Session has no abort(); closing the socket is what close() does after QUIT.
-            try:
-                session.wire.close()
-            except Exception:
-                session.close()
+            session.abort()
 
 
 def _connection_gone(exc: SMTPMagicError) -> bool:

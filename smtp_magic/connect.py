@@ -35,6 +35,7 @@ TLS_CHECK_SECONDS = 1.0
 """At most this long is spent checking whether a silent port speaks TLS (a diagnosis only)."""
 
 _CHUNK = 1 << 20  # bytes of message data per sendall, so a large message is never copied whole
+_PIECE = 1 << 16  # bytes per TLS write, between deadline checks
 _auto_choices: dict[tuple[str, int], str] = {}
 _auto_lock = threading.Lock()
 
@@ -158,9 +159,18 @@ class _Wire(smtplib.SMTP):
     def sendall(self, data: bytes | memoryview) -> None:
         if self.sock is None:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
-        # Since Python 3.5 the socket timeout bounds the whole sendall, not each send.
-        self.sock.settimeout(min(self._remaining(), 3600.0))
-        self.sock.sendall(data)
+        if not isinstance(self.sock, ssl.SSLSocket):
+            # Since Python 3.5 a plain socket's timeout bounds the whole sendall.
+            self.sock.settimeout(min(self._remaining(), 3600.0))
+            self.sock.sendall(data)
+            return
+        # SSLSocket.sendall applies the timeout to each write instead, so a server that reads
+        # slowly could stretch the phase: write in pieces, checking the deadline before each.
+        view = memoryview(data)
+        while view:
+            self.sock.settimeout(min(self._remaining(), 3600.0))
+            sent = self.sock.send(view[:_PIECE])
+            view = view[sent:]
 
     def send(self, s: str | bytes) -> None:  # type: ignore[override]
         data = s.encode(self.command_encoding) if isinstance(s, str) else s
@@ -414,6 +424,7 @@ class Session:
             DeliveryUnknownError: the connection was lost after the data was sent.
         """
         wire = self.wire
+        self.delivered_data = False
         options: list[str] = []
         with self.step("mail", "send"):
             if wire.has_extn("size"):
@@ -458,14 +469,16 @@ class Session:
             wire.transcript.append(
                 TranscriptLine("C", f"<message data, {len(data)} bytes>", wire.encrypted)
             )
-            _send_data(wire, data)
-        # From here the server holds the whole message: losing it now means "delivery unknown".
+            tail = _send_body(wire, data)
+        # The last piece carries the end mark: from its first byte on, the server may hold the
+        # whole message, so losing the connection (or a Ctrl-C) now means "delivery unknown".
         self.delivered_data = True
         with self.step("data-end", "send"):
+            wire.sendall(tail)
             code, text = wire.getreply()
+            self.delivered_data = False
             if code != 250:
                 raise smtplib.SMTPDataError(code, text)
-        self.delivered_data = False
         return Delivery(tuple(accepted), refused, f"{code} {text.decode('utf-8', 'replace')}")
 
     def reset(self) -> None:
@@ -486,6 +499,11 @@ class Session:
                 wire.docmd("QUIT")
         with contextlib.suppress(Exception):
             wire.close()
+
+    def abort(self) -> None:
+        """Close the connection at once, without QUIT (mid-transaction, QUIT would read as data)."""
+        with contextlib.suppress(Exception):
+            self.wire.close()
 
     def speaks_tls(self) -> bool:
         """Whether the port completes a TLS handshake on a fresh connection (used to diagnose silence).
@@ -512,14 +530,20 @@ class Session:
         self.close()
 
 
-def _send_data(wire: _Wire, data: bytes) -> None:
-    """Send the message body with dot-stuffing (RFC 5321 section 4.5.2), in chunks, then the end mark."""
+def _send_body(wire: _Wire, data: bytes) -> bytes:
+    """Send all but the last chunk of the message data; return that chunk with the end mark.
+
+    Dot-stuffing as RFC 5321 section 4.5.2 says; the chunks are views, so a large message is not
+    copied, and the end mark travels with the last chunk (one write fewer per message).
+    """
     if data.startswith(b".") or b"\n." in data:
         data = re.sub(rb"(?m)^\.", b"..", data)
+    end = b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
     view = memoryview(data)
-    for start in range(0, len(view), _CHUNK):
+    last = (len(view) - 1) // _CHUNK * _CHUNK if len(view) else 0
+    for start in range(0, last, _CHUNK):
         wire.sendall(view[start : start + _CHUNK])
-    wire.sendall(b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+    return bytes(view[last:]) + end
 
 
 def _pending_bytes(sock: socket.socket | None) -> int:

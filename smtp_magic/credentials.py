@@ -43,7 +43,12 @@ def with_password(settings: Settings, *, interactive: bool = True) -> Settings:
         return settings
     password = _from_keyring(settings)
     if not password and interactive:
-        password = getpass.getpass(f"Password for {settings.username} at {settings.address}: ")
+        try:
+            password = getpass.getpass(f"Password for {settings.username} at {settings.address}: ")
+        except (EOFError, NotImplementedError):
+            # No terminal, or a kernel whose front end cannot prompt (IPython's
+            # StdinNotImplementedError is a NotImplementedError): the error below says what to do.
+            password = None
     if not password:
         raise SettingsError(
             f"no password for {settings.username!r} at {settings.address}: set SMTP_PASSWORD, "

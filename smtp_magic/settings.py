@@ -85,7 +85,7 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
                 object.__setattr__(self, name, os.fspath(value))
-        if self.port is None and self.security in DEFAULT_PORTS:
+        if self.port is None and isinstance(self.security, str) and self.security in DEFAULT_PORTS:
             object.__setattr__(self, "port", DEFAULT_PORTS[self.security])
         problem = self._problem()
         if problem:

@@ -1,0 +1,603 @@
+"""IPython front end: %%sendmail, %smtp_probe, %smtp_lab and %sendmail_form over the public API.
+
+``%load_ext smtp_magic`` registers the magics and a ``SendMail`` Configurable that holds the
+defaults (``%config SendMail.host = "smtp.example.org"``, or ``c.SendMail.host`` in
+``ipython_config.py``). Where each setting comes from, first match wins:
+
+1. an option on the magic line (``--host``, ``--port``, ...);
+2. ``%config SendMail.<name>`` (or ``ipython_config.py``);
+3. the ``SMTP_*`` environment variables (read by ``Settings.from_env``);
+4. the defaults of :class:`~smtp_magic.settings.Settings`.
+
+``%smtp_lab start`` puts the lab's 587 role, with its CA and demo account, in place of rows 3
+and 4 and of any ``%config`` value set before it started; a ``%config`` value set while it runs
+still wins over the lab, and naming another host leaves the lab out (its demo password never
+goes anywhere else). ``%smtp_lab stop`` restores the defaults as they were before.
+
+``%%sendmail`` turns off IPython's ``$var``/``{var}`` expansion of the magic line: it would
+silently turn "$5" into "5", ``{{ month }}`` into ``{ month }``, and stop expanding altogether
+at the first unknown name. ``--template`` renders subject and body with Jinja2 instead.
+
+Nothing here speaks SMTP: the magics parse their line, call compose/send/probe/LabServer and
+display what those return.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import html
+import os
+import shlex
+from collections import ChainMap
+from collections.abc import Iterable, Mapping
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.display import display
+from traitlets import Enum, Float, Int, Unicode, observe
+from traitlets.config import Configurable
+
+from smtp_magic.compose import compose
+from smtp_magic.credentials import with_password
+from smtp_magic.errors import ComposeError
+from smtp_magic.preview import MessagePreview, preview
+from smtp_magic.probe import DEFAULT_PROBE_PORTS, probe
+from smtp_magic.send import send
+from smtp_magic.settings import SECURITY_MODES, Settings
+from smtp_magic.template import is_dataframe
+
+if TYPE_CHECKING:
+    from smtp_magic.lab import LabServer
+
+__all__ = [
+    "PASSWORD_REFUSED",
+    "DryRun",
+    "LabMailbox",
+    "SendMail",
+    "SendMailMagics",
+    "active_settings",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+PASSWORD_REFUSED = (
+    "Passwords never go on the magic line (it is saved in the notebook and in IPython's "
+    "history): set SMTP_PASSWORD, use keyring, or answer the prompt."
+)
+_SECRET_WORDS = ("pass", "secret", "token", "pwd")
+_TRAITS = ("host", "port", "security", "username", "sender", "cafile", "timeout")
+_MAGICS = {"cell": ("sendmail",), "line": ("smtp_probe", "smtp_lab", "sendmail_form")}
+
+
+class SendMail(Configurable):
+    """Defaults of %%sendmail, %smtp_probe and %sendmail_form; ``None`` means "not set here"."""
+
+    host = Unicode(None, allow_none=True, help="SMTP server host name.").tag(config=True)
+    port = Int(
+        None, allow_none=True, help="TCP port; unset: the security mode's default (587)."
+    ).tag(config=True)
+    security = Enum(
+        SECURITY_MODES,
+        default_value=None,
+        allow_none=True,
+        help="'auto' (default), 'tls' (implicit TLS, 465), 'starttls' (587) or 'plain'.",
+    ).tag(config=True)
+    username = Unicode(
+        None,
+        allow_none=True,
+        help="Login name. The password comes from SMTP_PASSWORD, keyring or a prompt.",
+    ).tag(config=True)
+    sender = Unicode(None, allow_none=True, help="Default From address.").tag(config=True)
+    cafile = Unicode(
+        None, allow_none=True, help="PEM file of extra certificate authorities to trust."
+    ).tag(config=True)
+    timeout = Float(None, allow_none=True, help="Seconds each phase may take.").tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Set before Configurable.__init__, which loads the config and so fires the observer.
+        self.lab: LabServer | None = None
+        self._lab_settings: Settings | None = None
+        self._before_lab: dict[str, Any] = {}
+        self._set_during_lab: set[str] = set()
+        super().__init__(**kwargs)
+
+    @observe(*_TRAITS)
+    def _remember_lab_override(self, change: Mapping[str, Any]) -> None:
+        # A %config made while the lab runs is meant to beat the lab (see the module docstring).
+        if self._lab_settings is not None:
+            self._set_during_lab.add(change["name"])
+
+    def configured(self) -> dict[str, Any]:
+        """The values set with %config or ipython_config.py (unset ones left out)."""
+        return {name: getattr(self, name) for name in _TRAITS if getattr(self, name) is not None}
+
+    def build_settings(self, **overrides: Any) -> Settings:
+        """Settings from magic options, then %config, then the lab or SMTP_* variables, then defaults.
+
+        Args:
+            **overrides: Settings fields given on the magic line; ``None`` means not given.
+
+        Returns:
+            Validated Settings. The password is the lab's (while it runs and is the target) or
+            SMTP_PASSWORD's; keyring and the prompt are the caller's business (``with_password``).
+
+        Raises:
+            SettingsError: a value (or an SMTP_* variable) is invalid, naming it.
+        """
+        options = {k: v for k, v in overrides.items() if v is not None}
+        configured = self.configured()
+        lab = self._lab_settings
+        if lab is not None:
+            later = {k: v for k, v in configured.items() if k in self._set_during_lab}
+            merged = {**later, **options}
+            if merged.get("host", lab.host) == lab.host:
+                if merged.get("username", lab.username) != lab.username:
+                    merged["password"] = None  # the demo password belongs to the demo account
+                return dataclasses.replace(lab, **merged)
+        return Settings.from_env(**{**configured, **options})
+
+    def start_lab(self) -> LabServer:
+        """Start a LabServer and make its 587 role the default."""
+        from smtp_magic.lab import LabServer
+
+        lab = LabServer().start()
+        self._before_lab = {name: getattr(self, name) for name in _TRAITS}
+        self._set_during_lab = set()
+        self.lab, self._lab_settings = lab, lab.settings(587)
+        return lab
+
+    def stop_lab(self) -> None:
+        """Stop the lab and restore the defaults as they were before it started."""
+        lab, self.lab, self._lab_settings = self.lab, None, None
+        if lab is None:
+            return
+        try:
+            lab.stop()
+        finally:
+            for name in self._set_during_lab:
+                setattr(self, name, self._before_lab.get(name))
+            self._set_during_lab = set()
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+
+
+def _argv(line: str) -> list[str]:
+    """Split the magic line as a shell would, refusing anything that looks like a password."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:  # "No closing quotation"
+        raise UsageError(f"cannot read the magic line: {exc}; check the quotes.") from None
+    for token in argv:
+        if not token.startswith("-") or token == "-":
+            continue
+        name = token.split("=", 1)[0].lstrip("-").lower()
+        short_p = not token.startswith("--") and token[1:2] == "p"  # -p, -psecret
+        if short_p or any(word in name for word in _SECRET_WORDS):
+            raise UsageError(PASSWORD_REFUSED)  # never echo the token: it may hold the value
+    return argv
+
+
+def _addresses(values: Iterable[str] | None) -> list[str]:
+    """Repeated options, each possibly comma-separated; compose parses the lists."""
+    return [value for value in values or () if value.strip()]
+
+
+class DryRun:
+    """What ``--dry-run`` shows: the preview of a message, and how many would have been sent."""
+
+    def __init__(self, message: EmailMessage, count: int = 1) -> None:
+        self.preview: MessagePreview = preview(message)
+        self.count = count
+
+    @property
+    def note(self) -> str:
+        if self.count == 1:
+            return "Dry run: nothing was sent."
+        return f"Dry run: {self.count} messages would be sent; nothing was sent. The first:"
+
+    def __repr__(self) -> str:
+        return f"{self.note}\n{self.preview}"
+
+    def _repr_html_(self) -> str:
+        return f"<p><strong>{html.escape(self.note)}</strong></p>{self.preview._repr_html_()}"
+
+
+class LabMailbox:
+    """What the lab received: one preview per message, with the role, TLS and login it used."""
+
+    def __init__(self, received: Iterable[Any]) -> None:
+        self.received = list(received)
+
+    @staticmethod
+    def _head(number: int, item: Any) -> str:
+        return (
+            f"#{number} on the {item.role} role, "
+            f"{'TLS' if item.tls else 'no TLS'}, "
+            f"{'logged in' if item.authenticated else 'no login'}, "
+            f"envelope {item.mail_from} -> {', '.join(item.rcpt_tos)}"
+        )
+
+    def __repr__(self) -> str:
+        if not self.received:
+            return "The lab has received no messages yet."
+        blocks = [
+            f"{self._head(n, item)}\n" + _indent(str(preview(item.message)))
+            for n, item in enumerate(self.received, start=1)
+        ]
+        return f"The lab received {len(self.received)} message(s):\n\n" + "\n\n".join(blocks)
+
+    def _repr_html_(self) -> str:
+        if not self.received:
+            return "<p>The lab has received no messages yet.</p>"
+        items = "".join(
+            f"<li><p>{html.escape(self._head(n, item))}</p>{preview(item.message)._repr_html_()}</li>"
+            for n, item in enumerate(self.received, start=1)
+        )
+        return f"<p>The lab received {len(self.received)} message(s):</p><ol>{items}</ol>"
+
+
+def _show(obj: Any) -> None:
+    """Display a report or preview: its readable text as text/plain, its HTML as text/html."""
+    display(obj)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+@magics_class
+class SendMailMagics(Magics):
+    """%%sendmail, %smtp_probe, %smtp_lab and %sendmail_form, sharing one SendMail configurable."""
+
+    def __init__(self, shell: Any, defaults: SendMail) -> None:
+        super().__init__(shell=shell)
+        self.defaults = defaults
+
+    # %%sendmail ----------------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("--to", action="append", metavar="ADDRESSES", help="recipients (repeatable, a,b)")
+    @argument("--cc", action="append", metavar="ADDRESSES", help="Cc recipients (repeatable)")
+    @argument("--bcc", action="append", metavar="ADDRESSES", help="Bcc recipients (repeatable)")
+    @argument("--subject", default="", help='the subject (quote it: --subject "Weekly numbers")')
+    @argument("--from", dest="sender", metavar="ADDRESS", help="From (default SendMail.sender)")
+    @argument("--reply-to", metavar="ADDRESS", help="where replies go")
+    @argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="NAME_OR_PATH",
+        help="a variable (DataFrame, Figure, bytes, str/Path) or a file path (repeatable)",
+    )
+    @argument("--format", choices=("markdown", "html", "text"), default="markdown")
+    @argument(
+        "--template",
+        action="store_true",
+        help="render subject and body with Jinja2 against the notebook's variables",
+    )
+    @argument(
+        "--to-each",
+        metavar="EXPR",
+        help="mail merge: one message per address in EXPR (df.email, df['email'] or a list); "
+        "each row's columns are template variables; sent over one connection",
+    )
+    @argument("--dry-run", action="store_true", help="show the message, send nothing")
+    @argument("--quiet", action="store_true", help="no report unless something was refused")
+    @argument("--host")
+    @argument("--port", type=_port)
+    @argument("--security", choices=SECURITY_MODES)
+    @argument("--user", metavar="USERNAME", help="login (password: SMTP_PASSWORD/keyring/prompt)")
+    @argument("--cafile", help="extra CA certificates to trust (PEM)")
+    @argument("--timeout", type=_seconds, metavar="SECONDS")
+    @cell_magic
+    def sendmail(self, line: str, cell: str) -> None:
+        """Send the cell body as an email message.
+
+        The body is Markdown (``--format html`` or ``text`` to change that), sent with a plain
+        text part and an HTML alternative. DataFrames given with ``--attach`` show as a table
+        and travel as CSV; Figures show inline. With ``--template``, ``{{ name }}`` in the
+        subject and body shows a notebook variable (``{{ df }}`` a table, ``{{ fig }}`` a
+        figure). IPython's ``$var``/``{var}`` expansion is off: "$5" stays "$5".
+
+        Mail merge: ``--to-each df.email`` sends one message per row, over one connection,
+        rendering subject and body as templates with that row's columns as variables
+        (``{{ name }}``), plus ``to`` (the address) and ``row`` (all columns). ``--to-each``
+        also takes a list of addresses. Every message is built before the first is sent.
+
+        Settings: options on this line, then ``%config SendMail``, then SMTP_* variables (or
+        the lab after ``%smtp_lab start``). The password never goes on this line: it comes
+        from SMTP_PASSWORD, keyring or a prompt.
+
+        Example::
+
+            %%sendmail --to team@example.org --subject "Weekly numbers" --attach df --attach fig
+            Hello team, the numbers are attached.
+        """
+        args = self.sendmail.parser.parse_args(_argv(line))
+        if args.to_each and args.to:
+            raise UsageError("give --to or --to-each, not both: --to-each sets To per message.")
+        if not (args.to or args.cc or args.bcc or args.to_each):
+            raise UsageError("no recipient: give --to ADDRESS (or --cc, --bcc, --to-each).")
+        settings = self.defaults.build_settings(
+            host=args.host,
+            port=args.port,
+            security=args.security,
+            username=args.user,
+            cafile=args.cafile,
+            timeout=args.timeout,
+        )
+        common: dict[str, Any] = {
+            "cc": _addresses(args.cc),
+            "bcc": _addresses(args.bcc),
+            "sender": args.sender or settings.sender,
+            "reply_to": args.reply_to,
+            "attachments": [self._attachment(name) for name in args.attach],
+            "format": args.format,
+        }
+        if args.to_each:
+            self._merge(args, cell, settings, common)
+            return
+        message = compose(
+            to=_addresses(args.to),
+            subject=args.subject,
+            body=cell,
+            template_vars=self.shell.user_ns if args.template else None,
+            **common,
+        )
+        if args.dry_run:
+            _show(DryRun(message))
+            return
+        report = send(message, with_password(settings, interactive=True))
+        if not args.quiet or report.refused:  # quiet hides success, never a refusal
+            _show(report)
+
+    def _attachment(self, name: str) -> object:
+        """A notebook variable (as ``(name, value)``, so ``df`` becomes df.csv) or a file path."""
+        namespace = self.shell.user_ns
+        if name.isidentifier() and name in namespace:
+            value = namespace[name]
+            if isinstance(value, (str, os.PathLike)):
+                return value  # a path held in a variable: keep the file's own name
+            return (name, value)
+        path = Path(name).expanduser()
+        if path.exists():
+            return path
+        raise UsageError(
+            f"--attach {name!r} is neither a variable in the notebook nor an existing file "
+            f"(looked for {str(path.absolute())!r}): define the variable or fix the path."
+        )
+
+    def _recipients(self, expr: str) -> tuple[list[str], list[dict[str, Any]]]:
+        """Evaluate ``--to-each EXPR``: the addresses and, per address, the row's variables."""
+        value = self._evaluate(expr)
+        frame, column = self._parent_frame(expr)
+        if is_dataframe(value):
+            raise UsageError(
+                f"--to-each {expr!r} is a whole table: name its address column, "
+                f"e.g. --to-each '{expr}.email' or \"{expr}['email']\"."
+            )
+        if frame is not None:
+            rows = [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+            addresses = [row[column] for row in rows]
+        elif type(value).__name__ == "Series":
+            name = value.name if isinstance(value.name, str) else None
+            addresses = list(value)
+            rows = [{name: a} if name else {} for a in addresses]
+        elif isinstance(value, (list, tuple)):
+            addresses, rows = list(value), [{} for _ in value]
+        else:
+            raise UsageError(
+                f"--to-each {expr!r} is a {type(value).__name__}: give a DataFrame column "
+                "(df.email) or a list of addresses; for one recipient use --to."
+            )
+        for number, address in enumerate(addresses, start=1):
+            if not isinstance(address, str) or not address.strip():
+                raise ComposeError(
+                    f"--to-each {expr!r}: row {number} has no address ({address!r}); "
+                    "drop or fill that row first. Nothing was sent."
+                )
+        if not addresses:
+            raise UsageError(f"--to-each {expr!r} is empty: there is nobody to send to.")
+        return addresses, rows
+
+    def _evaluate(self, expr: str) -> Any:
+        try:
+            return self.shell.ev(expr)
+        except Exception as exc:
+            raise UsageError(
+                f"--to-each {expr!r} could not be evaluated ({type(exc).__name__}: {exc}): "
+                "give an expression such as df.email, df['email'] or a list of addresses."
+            ) from None
+
+    def _parent_frame(self, expr: str) -> tuple[Any, str]:
+        """For ``X.col`` or ``X['col']`` where X is a DataFrame with that column: (X, 'col')."""
+        try:
+            node = ast.parse(expr.strip(), mode="eval").body
+        except SyntaxError:
+            return None, ""
+        if isinstance(node, ast.Attribute):
+            container, column = node.value, node.attr
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
+            container, column = node.value, node.slice.value
+        else:
+            return None, ""
+        frame = self._evaluate(ast.unparse(container))
+        if is_dataframe(frame) and column in frame.columns:
+            return frame, column
+        return None, ""
+
+    def _merge(
+        self, args: argparse.Namespace, body: str, settings: Settings, common: dict[str, Any]
+    ) -> None:
+        """Mail merge: render and compose every message first, then send all on one connection."""
+        addresses, rows = self._recipients(args.to_each)
+        messages = []
+        for address, row in zip(addresses, rows, strict=True):
+            variables = ChainMap({**row, "row": row, "to": address}, self.shell.user_ns)
+            messages.append(
+                compose(
+                    to=address, subject=args.subject, body=body, template_vars=variables, **common
+                )
+            )
+        if args.dry_run:
+            _show(DryRun(messages[0], count=len(messages)))
+            return
+        from smtp_magic.bulk import send_many
+
+        report = send_many(
+            messages, with_password(settings, interactive=True), progress=not args.quiet
+        )
+        trouble = len(report.accepted) != len(report) or any(r.refused for r in report)
+        if not args.quiet or trouble:  # quiet hides success, never a message left behind
+            _show(report)
+
+    # %smtp_probe ---------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("host", nargs="?", help="the server (default: the running lab)")
+    @argument("--port", type=_port, action="append", help="port to probe (repeatable)")
+    @argument("--cafile", help="extra CA certificates to trust (default: the lab's)")
+    @argument("--timeout", type=_seconds, default=5.0, metavar="SECONDS")
+    @line_magic
+    def smtp_probe(self, line: str) -> None:
+        """Show what each port of a host speaks: plaintext or TLS first, STARTTLS, AUTH, TLS.
+
+        Sends only EHLO, STARTTLS and QUIT: never credentials or mail. Without a host, probes
+        the lab started by ``%smtp_lab start``; while it runs, its CA is trusted.
+
+        Example::
+
+            %smtp_probe smtp.example.org --port 465 --port 587
+        """
+        args = self.smtp_probe.parser.parse_args(_argv(line))
+        lab = self.defaults.lab
+        host, ports = args.host, args.port
+        if host is None:
+            if lab is None:
+                raise UsageError("give a host (%smtp_probe smtp.example.org), or %smtp_lab start.")
+            host, ports = "127.0.0.1", ports or list(lab.ports.values())
+        cafile = args.cafile or (lab.cafile if lab is not None else None)
+        _show(probe(host, ports or DEFAULT_PROBE_PORTS, timeout=args.timeout, cafile=cafile))
+
+    # %smtp_lab -----------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("action", choices=("start", "stop", "status", "messages"))
+    @line_magic
+    def smtp_lab(self, line: str) -> None:
+        """Run a local lab server in this kernel that plays ports 25, 465 and 587.
+
+        ``start`` binds 127.0.0.1 ports 8025, 8465 and 8587 (or free ones) and points the
+        defaults of %%sendmail, %smtp_probe and %sendmail_form at the 587 role, with the lab's
+        CA and demo account. ``status`` shows the ports and CA file, ``messages`` what the lab
+        received, ``stop`` stops it and restores the previous defaults.
+        """
+        args = self.smtp_lab.parser.parse_args(_argv(line))
+        lab = self.defaults.lab
+        if args.action == "start":
+            if lab is not None:
+                print("The lab is already running:")
+                print(_status(lab))
+                return
+            lab = self.defaults.start_lab()
+            print(_status(lab))
+            print("%%sendmail, %smtp_probe and %sendmail_form now use its 587 role.")
+        elif lab is None:
+            print("No lab is running: start one with %smtp_lab start.")
+        elif args.action == "stop":
+            self.defaults.stop_lab()
+            print("The lab is stopped; the defaults are as before it started.")
+        elif args.action == "status":
+            print(_status(lab))
+        else:
+            _show(LabMailbox(lab.messages))
+
+    # %sendmail_form ------------------------------------------------------------------------
+
+    @line_magic
+    def sendmail_form(self, line: str) -> None:
+        """Show a form to write and send a message, with the current defaults filled in."""
+        if line.strip():
+            raise UsageError("%sendmail_form takes no options: set defaults with %config SendMail.")
+        from smtp_magic.widget import SendMailForm
+
+        display(SendMailForm(settings=self.defaults.build_settings(), namespace=self.shell.user_ns))
+
+
+def _status(lab: LabServer) -> str:
+    ports = lab.ports
+    lines = ["Lab running on 127.0.0.1 (nothing leaves this machine):"]
+    lines += [f"  plays port {role:<3} on 127.0.0.1:{ports[role]}" for role in sorted(ports)]
+    lines.append(f"  CA certificate: {lab.cafile}")
+    lines.append(f"  account: {lab.username} (its password is in the defaults; never shown)")
+    return "\n".join(lines)
+
+
+def _find_defaults(shell: Any) -> SendMail | None:
+    for configurable in getattr(shell, "configurables", ()):
+        if isinstance(configurable, SendMail):
+            return configurable
+    return None
+
+
+def active_settings() -> Settings | None:
+    """The defaults of the loaded extension in the running IPython, or None.
+
+    Includes the lab's settings (and demo password) while ``%smtp_lab`` runs, otherwise
+    ``%config SendMail`` over the SMTP_* variables; no keyring lookup or prompt.
+
+    Raises:
+        SettingsError: a configured value or an SMTP_* variable is invalid.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    shell = get_ipython()
+    defaults = _find_defaults(shell) if shell is not None else None
+    return defaults.build_settings() if defaults is not None else None
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """Register the magics and the SendMail configurable (``%load_ext smtp_magic``)."""
+    unload_ipython_extension(ip)  # a leftover registration would shadow the new one
+    defaults = SendMail(config=ip.config)
+    ip.configurables.append(defaults)
+    ip.register_magics(SendMailMagics(ip, defaults))
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """Remove the magics and the configurable, and stop a lab started by %smtp_lab."""
+    # IPython has no public way to unregister a magic; dropping the table entries works.
+    for kind, names in _MAGICS.items():
+        for name in names:
+            ip.magics_manager.magics[kind].pop(name, None)
+    for configurable in [c for c in ip.configurables if isinstance(c, SendMail)]:
+        configurable.stop_lab()
+        ip.configurables.remove(configurable)
