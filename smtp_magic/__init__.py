@@ -43,6 +43,7 @@ from smtp_magic.settings import Settings
 
 if _TYPE_CHECKING:
     from smtp_magic.lab import LabServer, ReceivedMessage
+    from smtp_magic.widget import SendMailForm
 
 __version__ = "0.1.0"
 
@@ -69,6 +70,7 @@ __all__ = [
     "SMTPTimeoutError",
     "STARTTLSInjectionError",
     "SecurityMismatchError",
+    "SendMailForm",
     "SendReport",
     "SenderRejectedError",
     "Settings",
@@ -88,6 +90,7 @@ __all__ = [
 _LAZY = {
     "LabServer": "smtp_magic.lab",
     "ReceivedMessage": "smtp_magic.lab",
+    "SendMailForm": "smtp_magic.widget",
 }
 
 

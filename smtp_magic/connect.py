@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from smtp_magic import diagnose, errors, tls
+from smtp_magic.errors import SettingsError
 from smtp_magic.report import CertInfo, TLSInfo, TranscriptLine
 from smtp_magic.settings import Settings
 
@@ -575,6 +576,12 @@ def open_session(settings: Settings) -> Session:
     Raises:
         SMTPMagicError: any failure, explained (see ``smtp_magic.errors``).
     """
+    if settings.username and not settings.password:
+        raise SettingsError(
+            f"username {settings.username!r} has no password, so the login would fail: set "
+            "SMTP_PASSWORD, store it with keyring, or call "
+            "smtp_magic.credentials.with_password(settings) to be asked for it."
+        )
     session = Session(settings)
     try:
         session.open()

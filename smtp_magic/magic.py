@@ -305,6 +305,7 @@ class SendMailMagics(Magics):
     )
     @argument("--dry-run", action="store_true", help="show the message, send nothing")
     @argument("--quiet", action="store_true", help="no report unless something was refused")
+    @argument("--no-progress", action="store_true", help="no progress bar for --to-each")
     @argument("--host")
     @argument("--port", type=_port)
     @argument("--security", choices=SECURITY_MODES)
@@ -471,7 +472,7 @@ class SendMailMagics(Magics):
         from smtp_magic.bulk import send_many
 
         report = send_many(
-            messages, with_password(settings, interactive=True), progress=not args.quiet
+            messages, with_password(settings, interactive=True), progress=not (args.quiet or args.no_progress)
         )
         trouble = len(report.accepted) != len(report) or any(r.refused for r in report)
         if not args.quiet or trouble:  # quiet hides success, never a message left behind
@@ -582,6 +583,20 @@ def active_settings() -> Settings | None:
     shell = get_ipython()
     defaults = _find_defaults(shell) if shell is not None else None
     return defaults.build_settings() if defaults is not None else None
+
+
+def active_lab() -> LabServer | None:
+    """The LabServer that ``%smtp_lab start`` runs in this IPython, or None.
+
+    Example: after ``%smtp_lab start``, ``active_lab().messages`` lists what it received.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    shell = get_ipython()
+    defaults = _find_defaults(shell) if shell is not None else None
+    return defaults.lab if defaults is not None else None
 
 
 def load_ipython_extension(ip: Any) -> None:

@@ -721,3 +721,13 @@ def test_form_starts_from_the_current_defaults(ip, kernel_lab) -> None:
         assert DEMO_PASSWORD not in text
     finally:
         ipywidgets.Widget.close_all()
+
+
+def test_no_progress_hides_the_mail_merge_bar(ip, lab_env, capsys) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    ip.user_ns["people"] = pd.DataFrame({"email": ["a@example.org", "b@example.org"]})
+    ip.run_cell_magic("sendmail", "--to-each people.email --subject Hi --no-progress", "Hello")
+    assert "msg" not in capsys.readouterr().err
+    ip.run_cell_magic("sendmail", "--to-each people.email --subject Hi", "Hello")
+    assert "2/2" in capsys.readouterr().err  # tqdm's text bar outside a kernel

@@ -180,3 +180,11 @@ def test_large_message_streams(clean_lab: LabServer) -> None:
 
 def test_settings_without_host_from_env_go_to_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings.from_env().host == "localhost"
+
+
+def test_username_without_password_fails_before_connecting(clean_lab: LabServer) -> None:
+    settings = clean_lab.settings(587, password=None)
+    with pytest.raises(SettingsError, match="has no password") as info:
+        send(_message("no password"), settings)
+    assert "SMTP_PASSWORD" in str(info.value)
+    assert sum(clean_lab.connections.values()) == 0
