@@ -37,6 +37,7 @@ TLS_CHECK_SECONDS = 1.0
 
 _CHUNK = 1 << 20  # bytes of message data per sendall, so a large message is never copied whole
 _PIECE = 1 << 16  # bytes per TLS write, between deadline checks
+_KEEP_LINES = 100  # transcript lines of earlier messages kept on a long-lived session
 _auto_choices: dict[tuple[str, int], str] = {}
 _auto_lock = threading.Lock()
 
@@ -262,6 +263,7 @@ class Session:
         self.timings: dict[str, float] = {}
         self.delivered_data = False
         self.stalled = False
+        self.opening = 0  # transcript lines of the negotiation, kept for the whole session
 
     # -- bookkeeping ----------------------------------------------------------------------
     @property
@@ -414,6 +416,7 @@ class Session:
             self.security = "plain"
         if settings.username:
             self.login()
+        self.opening = len(self.wire.transcript)
 
     def deliver(
         self, sender: str, recipients: Sequence[str], data: bytes, *, smtputf8: bool = False
@@ -426,6 +429,12 @@ class Session:
         """
         wire = self.wire
         self.delivered_data = False
+        # Keep the negotiation and this message's lines, not every earlier message's: a long
+        # send_many would otherwise hold thousands of lines (and the garbage collector's time).
+        if len(wire.transcript) > self.opening + _KEEP_LINES:
+            dropped = len(wire.transcript) - self.opening
+            del wire.transcript[self.opening :]
+            wire.note(f"({dropped} lines of earlier messages omitted)")
         options: list[str] = []
         with self.step("mail", "send"):
             if wire.has_extn("size"):

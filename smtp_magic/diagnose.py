@@ -18,7 +18,12 @@ __all__ = ["translate"]
 
 # OpenSSL reasons for "the peer does not speak TLS" (research/tls-lab.md section 3): a plaintext
 # greeting reads as "wrong version number" on OpenSSL 3.0 to 4.0, other bytes as the rest.
-_NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+_NOT_TLS = {
+    "WRONG_VERSION_NUMBER",
+    "RECORD_LAYER_FAILURE",
+    "PACKET_LENGTH_TOO_LONG",
+    "HTTP_REQUEST",
+}
 _OLD_PROTOCOL = {
     "UNSUPPORTED_PROTOCOL",
     "TLSV1_ALERT_PROTOCOL_VERSION",

@@ -472,7 +472,9 @@ class SendMailMagics(Magics):
         from smtp_magic.bulk import send_many
 
         report = send_many(
-            messages, with_password(settings, interactive=True), progress=not (args.quiet or args.no_progress)
+            messages,
+            with_password(settings, interactive=True),
+            progress=not (args.quiet or args.no_progress),
         )
         trouble = len(report.accepted) != len(report) or any(r.refused for r in report)
         if not args.quiet or trouble:  # quiet hides success, never a message left behind

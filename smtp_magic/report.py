@@ -6,7 +6,7 @@ import datetime as dt
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = [
     "CertInfo",
@@ -22,12 +22,12 @@ __all__ = [
 _ARROWS = {("C", False): "->", ("S", False): "<-", ("C", True): "~>", ("S", True): "<~"}
 
 
-@dataclass(frozen=True)
-class TranscriptLine:
+class TranscriptLine(NamedTuple):
     """One line of the SMTP conversation.
 
     ``direction`` is "C" (client), "S" (server) or "*" (a note, such as the TLS handshake);
-    ``encrypted`` says whether it crossed the network inside TLS.
+    ``encrypted`` says whether it crossed the network inside TLS. A named tuple, because a
+    session records one per line and bulk sending makes thousands.
     """
 
     direction: Literal["C", "S", "*"]
@@ -252,7 +252,9 @@ class ProbeReport:
         certs = [
             f"  {p.port}: {p.tls.certificate}" for p in self.ports if p.tls and p.tls.certificate
         ]
-        tail = ("\ncertificates:\n" + "\n".join(certs)) if certs else ""
+        greetings = [f"  {p.port}: {p.greeting}" for p in self.ports if p.greeting]
+        tail = ("\ngreetings:\n" + "\n".join(greetings)) if greetings else ""
+        tail += ("\ncertificates:\n" + "\n".join(certs)) if certs else ""
         return f"Probe of {self.host}\n" + "\n".join(lines) + tail
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -270,6 +272,11 @@ class ProbeReport:
             if p.tls and p.tls.certificate
         )
         certs_html = f"<p>Certificates:</p><ul>{certs}</ul>" if certs else ""
+        greetings = "".join(
+            f"<li>{p.port}: {html.escape(p.greeting)}</li>" for p in self.ports if p.greeting
+        )
+        if greetings:
+            certs_html = f"<p>Greetings:</p><ul>{greetings}</ul>" + certs_html
         return (
             f"<div><strong>Probe of {html.escape(self.host)}</strong>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{certs_html}</div>"

@@ -59,6 +59,7 @@ def test_probe_sends_no_credentials_or_mail(lab: LabServer, table: ProbeReport) 
 def test_text_and_html_tables(lab: LabServer, table: ProbeReport) -> None:
     text = str(table)
     assert "STARTTLS" in text and "use security=" in text
+    assert "lab.localhost smtp_magic-lab" in text  # the greetings
     for role in (25, 465, 587):
         assert str(lab.ports[role]) in text
     assert "<table>" in table._repr_html_()

@@ -1,0 +1,682 @@
+"""Secrets: drive every front end with a distinctive password, then search everything for it.
+
+One module-scoped harness sends through the Python API, the CLI (real subprocesses), the form
+(headless), ``%%sendmail`` and friends (a real InteractiveShell whose history is written to a
+sqlite file) and a notebook executed by nbclient and saved to disk, all against a LabServer whose
+account password is ``SECRET``. It collects every repr, str, HTML, transcript, error, captured
+output, widget state, history entry and saved file into a corpus of named sources. The tests
+then check that the corpus really holds what each front end shows (so the search is not vacuous)
+and that no password occurs in it: not as typed, not as the base64 of AUTH PLAIN or AUTH LOGIN.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.history import HistoryAccessor
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+from traitlets.config import Config
+
+import smtp_magic.bulk
+from smtp_magic import (
+    AuthenticationError,
+    SecurityMismatchError,
+    SendReport,
+    Settings,
+    SMTPMagicError,
+    compose,
+    probe,
+    send,
+    send_many,
+)
+from smtp_magic.connect import forget_auto_choices
+from smtp_magic.lab import DEMO_PASSWORD, DEMO_USERNAME, LabServer
+from smtp_magic.report import format_transcript
+
+SECRET = "Zq8#secret-Pa55w0rd!"  # the account's password: distinctive, and unchanged by escaping
+WRONG = "Wx3#wrong-Tr1cky-Pw!"  # a wrong password a user might type: it must not show either
+USER = DEMO_USERNAME
+SENDER = "analyst@lab.localhost"
+TO = "reader@example.org"
+WAIT = 30.0  # seconds: generous and bounded
+
+
+def auth_plain(password: str) -> str:
+    """What AUTH PLAIN puts on the wire (RFC 4616): base64 of NUL user NUL password."""
+    return base64.b64encode(b"\0" + USER.encode() + b"\0" + password.encode()).decode()
+
+
+def auth_login(password: str) -> str:
+    """What AUTH LOGIN puts on the wire for the password: its base64."""
+    return base64.b64encode(password.encode()).decode()
+
+
+NEEDLES: dict[str, str] = {}
+for _name, _password in (("SECRET", SECRET), ("WRONG", WRONG), ("DEMO_PASSWORD", DEMO_PASSWORD)):
+    NEEDLES[_name] = _password
+    NEEDLES[f"{_name} as AUTH PLAIN"] = auth_plain(_password)
+    NEEDLES[f"{_name} as AUTH LOGIN"] = auth_login(_password)
+NEEDLES["SECRET, a middle slice"] = SECRET[4:-4]  # catches a shortened or partly masked copy
+NEEDLES["WRONG, a middle slice"] = WRONG[4:-4]
+
+
+# -- the corpus ---------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """json.dumps' fallback: bytes as text (ASCII needles survive latin-1), anything else repr."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("latin-1")
+    return repr(value)
+
+
+def text_of(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("latin-1")
+    return json.dumps(value, default=_plain)
+
+
+@dataclass
+class Corpus:
+    """Everything a user, a notebook file or the history could show, by where it came from."""
+
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def add(self, source: str, *values: Any) -> None:
+        text = "\n".join(text_of(v) for v in values)
+        previous = self.sources.get(source)
+        self.sources[source] = text if previous is None else previous + "\n" + text
+
+    def text(self, prefix: str = "") -> str:
+        return "\n".join(t for s, t in self.sources.items() if s.startswith(prefix))
+
+
+def report_texts(report: SendReport) -> tuple[str, ...]:
+    return (
+        str(report),
+        repr(report),
+        report._repr_html_(),
+        format_transcript(report.transcript),
+        repr(report.transcript),
+    )
+
+
+def error_texts(exc: BaseException) -> tuple[str, ...]:
+    """What an error shows: str, repr, the full chained traceback, fields and transcript."""
+    texts = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+    if isinstance(exc, SMTPMagicError):
+        texts += [
+            format_transcript(exc.transcript),
+            repr(vars(exc)),
+            *exc._render_traceback_(),
+        ]
+    return tuple(texts)
+
+
+def expect_error(kind: type[SMTPMagicError], call: Callable[[], object]) -> SMTPMagicError:
+    with pytest.raises(kind) as caught:
+        call()
+    return caught.value
+
+
+def message(subject: str, to: str = TO) -> EmailMessage:
+    return compose(to=to, subject=subject, body="Hello **reader**.", sender=SENDER)
+
+
+def smtp_env(lab: LabServer, password: str | None = SECRET) -> dict[str, str]:
+    """SMTP_* variables pointing at the lab's 587 role, as a user's shell would set them."""
+    env = {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(lab.ports[587]),
+        "SMTP_SECURITY": "starttls",
+        "SMTP_USERNAME": USER,
+        "SMTP_FROM": SENDER,
+        "SMTP_CAFILE": lab.cafile,
+    }
+    if password is not None:
+        env["SMTP_PASSWORD"] = password
+    return env
+
+
+def child_env(lab: LabServer, password: str = SECRET) -> dict[str, str]:
+    """The environment of a subprocess or kernel: ours without SMTP_*, plus the lab's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMTP_")}
+    return {**env, **smtp_env(lab, password)}
+
+
+# -- the Python API -----------------------------------------------------------------------
+
+
+def exercise_api(lab: LabServer, corpus: Corpus) -> None:
+    starttls = Settings(
+        "127.0.0.1",
+        port=lab.ports[587],
+        security="starttls",
+        username=USER,
+        password=SECRET,
+        sender=SENDER,
+        cafile=lab.cafile,
+    )
+    tls = lab.settings(465)
+    assert tls.password == SECRET
+    for label, settings in (("587", starttls), ("465", tls)):
+        report = send(message(f"API via {label}"), settings)
+        assert report.delivered and report.auth_mechanism, report
+        corpus.add(f"api: send via {label}", repr(settings), str(settings), *report_texts(report))
+
+    failures: dict[str, tuple[type[SMTPMagicError], Settings]] = {
+        "tls against 587": (SecurityMismatchError, dataclasses.replace(starttls, security="tls")),
+        "wrong password on 587": (
+            AuthenticationError,
+            dataclasses.replace(starttls, password=WRONG),
+        ),
+        "wrong password on 465": (AuthenticationError, dataclasses.replace(tls, password=WRONG)),
+    }
+    for label, (kind, settings) in failures.items():
+        exc = expect_error(kind, lambda s=settings, label=label: send(message(label), s))
+        corpus.add(f"api: {label}", repr(settings), *error_texts(exc))
+
+    progress = io.StringIO()
+    with contextlib.redirect_stderr(progress):  # the text progress bar
+        bulk = send_many([message(f"Bulk {i}", f"r{i}@example.org") for i in range(3)], starttls)
+    assert len(bulk.accepted) == 3, bulk
+    corpus.add(
+        "api: send_many",
+        str(bulk),
+        repr(bulk),
+        bulk._repr_html_(),
+        *(str(result) for result in bulk),
+        repr(bulk.results),
+        repr(bulk.settings),
+        progress.getvalue(),
+    )
+    wrong = dataclasses.replace(starttls, password=WRONG)
+    exc = expect_error(
+        AuthenticationError, lambda: send_many([message("Bulk, wrong")], wrong, progress=False)
+    )
+    last = smtp_magic.bulk.last_report
+    assert last is not None
+    corpus.add(
+        "api: send_many with a wrong password", *error_texts(exc), str(last), last._repr_html_()
+    )
+
+    found = probe("127.0.0.1", sorted(lab.ports.values()), cafile=lab.cafile)
+    corpus.add(
+        "api: probe",
+        str(found),
+        repr(found),
+        found._repr_html_(),
+        *(format_transcript(port.transcript) for port in found),
+    )
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def exercise_cli(lab: LabServer, corpus: Corpus) -> None:
+    script = Path(sys.executable).with_name("smtp-magic")  # the installed console script
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "smtp_magic.cli"]
+    send_args = ["send", "--to", TO, "--subject", "From the CLI"]
+    ports = [a for port in sorted(lab.ports.values()) for a in ("--port", str(port))]
+    runs: dict[str, tuple[list[str], str, int, str]] = {
+        "send": (send_args, SECRET, 0, "Sent"),
+        "send --security tls": ([*send_args, "--security", "tls"], SECRET, 1, "SecurityMismatch"),
+        "send, wrong password": (send_args, WRONG, 1, "AuthenticationError"),
+        "probe": (["probe", "127.0.0.1", *ports, "--cafile", lab.cafile], SECRET, 0, "Probe of"),
+    }
+    started = {
+        label: subprocess.Popen(
+            [*command, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(lab, password),
+        )
+        for label, (args, password, _code, _words) in runs.items()
+    }
+    try:
+        for label, process in started.items():
+            out, err = process.communicate("Body from *stdin*.\n", timeout=WAIT)
+            _args, _password, code, words = runs[label]
+            assert (process.returncode, words in out + err) == (code, True), (label, out, err)
+            corpus.add(f"cli: {label}", out, err)
+    finally:
+        for process in started.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+# -- the form -----------------------------------------------------------------------------
+
+
+def live_widgets() -> dict[str, Any]:
+    """Every ipywidgets widget alive in this process, by model id (what a frontend could sync)."""
+    from ipywidgets.widgets import widget
+
+    return dict(widget._instances)  # Widget.widgets is the public name, but deprecated
+
+
+def widget_states(root: Any) -> list[dict[str, Any]]:
+    """``get_state()`` of ``root`` and of its children, recursively."""
+    states, todo = [], [root]
+    while todo:
+        widget = todo.pop()
+        states.append(widget.get_state())
+        todo.extend(getattr(widget, "children", ()))
+    return states
+
+
+def exercise_widget(lab: LabServer, corpus: Corpus) -> None:
+    from smtp_magic.widget import SendMailForm
+
+    before = set(live_widgets())
+    without_password = dataclasses.replace(lab.settings(587), password=None)
+    forms: dict[str, SendMailForm] = {}
+
+    def form(label: str, settings: Settings, subject: str) -> SendMailForm:
+        made = forms[label] = SendMailForm(settings, namespace={})
+        made.to.value, made.subject.value, made.body.value = TO, subject, "**Hello**"
+        return made
+
+    try:
+        typed = form("typed password", without_password, "Form, typed password")
+        typed.password.set_state({"value": SECRET})  # what the browser sends when one types
+        assert typed.password.value == SECRET
+        typed.send_button.click()
+        assert typed.password.value == ""  # cleared at once
+        assert typed.last is not None
+        report = typed.last.result(timeout=WAIT)
+        assert "Sent" in typed.status.value
+        corpus.add("widget: typed password, report", *report_texts(report))
+
+        wrong = form("wrong typed password", without_password, "Form, wrong password")
+        wrong.password.set_state({"value": WRONG})
+        wrong.send_button.click()
+        assert wrong.last is not None
+        exc = wrong.last.exception(timeout=WAIT)
+        assert isinstance(exc, AuthenticationError), exc
+        assert "AuthenticationError" in wrong.status.value
+        corpus.add("widget: wrong typed password, error", *error_texts(exc))
+
+        given = form("password from settings", lab.settings(587), "Form, settings password")
+        for button in (given.send_button, given.test_button, given.preview_button):
+            button.click()
+            assert given.last is not None
+            given.last.result(timeout=WAIT)
+        assert "Preview below" in given.status.value and given.output.outputs
+
+        for label, made in forms.items():
+            corpus.add(
+                f"widget: {label}",
+                repr(made),
+                made.status.value,
+                made._repr_mimebundle_(),
+                made.output.outputs,
+                widget_states(made.box),
+            )
+        created = {k: w for k, w in live_widgets().items() if k not in before}
+        assert any(w.get_state().get("_model_name") == "PasswordModel" for w in created.values())
+        corpus.add("widget: every widget created", [w.get_state() for w in created.values()])
+    finally:
+        for made in forms.values():
+            made.close()
+
+
+# -- the magics, in a shell that keeps its history --------------------------------------------
+
+
+@dataclass
+class Cell:
+    label: str
+    source: str
+    shows: str = ""  # words the captured output must contain
+    error: type[BaseException] | None = None
+    password: str | None = SECRET  # SMTP_PASSWORD while the cell runs (None: unset)
+
+
+def shell_cells(lab: LabServer) -> list[Cell]:
+    ports = " ".join(f"--port {lab.ports[role]}" for role in (587, 465))
+    sendmail = f'%%sendmail --to {TO} --subject "{{}}"'
+    return [
+        Cell("load", "%load_ext smtp_magic"),
+        # A verbose traceback would list local variables; ours must not reach one at all.
+        Cell("xmode", "%xmode Verbose", "Verbose"),
+        Cell("send", sendmail.format("Magic check") + "\nHello from **%%sendmail**.\n", "Sent"),
+        Cell("dry run", sendmail.format("Dry") + " --dry-run\nNot sent.\n", "nothing was sent"),
+        Cell(
+            "wrong mode",
+            sendmail.format("Wrong mode") + " --security tls\nNo.\n",
+            "SecurityMismatchError",
+            SecurityMismatchError,
+        ),
+        Cell(
+            "wrong password",
+            sendmail.format("Wrong password") + "\nNo.\n",
+            "AuthenticationError",
+            AuthenticationError,
+            password=WRONG,
+        ),
+        Cell(
+            "password from the prompt",
+            sendmail.format("Prompted") + "\nHello.\n",
+            "Sent",
+            password=None,
+        ),
+        Cell("probe", f"%smtp_probe 127.0.0.1 {ports} --cafile {lab.cafile}", "Probe of"),
+        Cell("recipients", f"recipients = {['a@example.org', 'b@example.org', 'c@example.org']}"),
+        Cell(
+            "mail merge",
+            '%%sendmail --to-each recipients --subject "Merge for {{ to }}"\nHello {{ to }}.\n',
+            "accepted",
+        ),
+        Cell(
+            "settings",
+            "from smtp_magic import Settings\nsettings = Settings.from_env()\nsettings",
+            "Settings(host='127.0.0.1'",
+        ),
+        Cell("bulk report", "import smtp_magic.bulk\nsmtp_magic.bulk.last_report", "accepted"),
+        Cell("config", "%config SendMail", "SendMail"),
+        Cell("form", "%sendmail_form", "SendMailForm("),
+        Cell("lab start", "%smtp_lab start", "Lab running"),
+        Cell("lab status", "%smtp_lab status", f"account: {USER}"),
+        Cell("lab send", sendmail.format("Via the magic lab") + "\nHello.\n", "Sent"),
+        Cell("lab probe", "%smtp_probe", "Probe of"),
+        Cell("lab messages", "%smtp_lab messages", "Via the magic lab"),
+        Cell("lab stop", "%smtp_lab stop", "stopped"),
+    ]
+
+
+@contextlib.contextmanager
+def history_shell(hist_file: Path) -> Iterator[InteractiveShell]:
+    """A real InteractiveShell whose history (inputs and outputs) goes to ``hist_file``."""
+    assert not InteractiveShell.initialized(), (
+        "another InteractiveShell is alive in this process: the secrets test needs its own, "
+        "with history written to a file"
+    )
+    config = Config()
+    config.HistoryAccessor.enabled = True
+    config.HistoryManager.hist_file = str(hist_file)
+    config.HistoryManager.db_log_output = True  # Out[n] reprs go to the file too
+    main = sys.modules["__main__"]  # the shell installs its namespace as __main__
+    shell = InteractiveShell.instance(config=config)
+    assert shell.history_manager is not None and shell.history_manager.enabled
+    formatter = shell.display_formatter
+    formatter.active_types = formatter.format_types  # capture text/html, not only text/plain
+    try:
+        yield shell
+    finally:
+        with contextlib.suppress(Exception):
+            shell.run_line_magic("unload_ext", "smtp_magic")  # stops a lab left running
+        shell.atexit_operations()  # ends the history session and closes its database
+        atexit.unregister(shell.atexit_operations)
+        InteractiveShell.clear_instance()
+        sys.modules["__main__"] = main
+
+
+def exercise_magic(
+    lab: LabServer, monkeypatch: pytest.MonkeyPatch, tmp: Path, corpus: Corpus
+) -> None:
+    import getpass
+
+    hist_file = tmp / "ipython-history.sqlite"
+    prompts: list[str] = []
+
+    def answer(prompt: str = "") -> str:  # the user types the password at the prompt
+        prompts.append(prompt)
+        return SECRET
+
+    monkeypatch.setattr(getpass, "getpass", answer)
+    for name, value in smtp_env(lab).items():
+        monkeypatch.setenv(name, value)
+    before = set(live_widgets())
+    with history_shell(hist_file) as shell:
+        for cell in shell_cells(lab):
+            if cell.password is None:
+                monkeypatch.delenv("SMTP_PASSWORD", raising=False)
+            else:
+                monkeypatch.setenv("SMTP_PASSWORD", cell.password)
+            with capture_output() as captured:
+                result = shell.run_cell(cell.source, store_history=True)
+            outputs = [[o.data, o.metadata] for o in captured.outputs]
+            shown = captured.stdout + captured.stderr + text_of(outputs)
+            if cell.error is None:
+                assert result.success, (cell.label, result.error_in_exec, shown)
+            else:
+                assert isinstance(result.error_in_exec, cell.error), (cell.label, shown)
+                corpus.add(f"magic: {cell.label}, error", *error_texts(result.error_in_exec))
+            assert cell.shows in shown, (cell.label, shown)
+            corpus.add(f"magic: {cell.label}", captured.stdout, captured.stderr, outputs)
+        assert len(prompts) == 1, prompts  # the prompted cell did ask
+
+        manager = shell.history_manager
+        assert manager is not None
+        manager.writeout_cache()
+        session = manager.session_number
+        corpus.add(
+            "magic: history, this session",
+            list(manager.get_range(session, raw=True, output=True)),
+            list(manager.get_range(session, raw=False, output=True)),
+        )
+        reader = HistoryAccessor(hist_file=str(hist_file))
+        try:
+            stored = list(reader.get_range(session, raw=True, output=True))
+            stored += list(reader.get_range(session, raw=False, output=True))
+        finally:
+            reader.db.close()
+        inputs = [entry[2][0] for entry in stored]
+        assert any(f'%%sendmail --to {TO} --subject "Magic check"' in i for i in inputs), inputs
+        assert any("Settings(host=" in str(entry[2][1]) for entry in stored), stored
+        corpus.add("magic: history, read back from the file", stored)
+
+        hidden = set(shell.user_ns_hidden)
+        corpus.add(
+            "magic: user namespace",
+            {name: repr(value) for name, value in shell.user_ns.items() if name not in hidden},
+            repr(shell.user_ns.get("_")),
+            repr(shell.user_ns.get("Out")),
+        )
+        created = {k: w for k, w in live_widgets().items() if k not in before}
+        corpus.add("magic: every widget created", [w.get_state() for w in created.values()])
+        for widget in created.values():
+            widget.close()
+    # After the shell closed its session: the database file as it stays on disk.
+    files = sorted(tmp.glob(hist_file.name + "*"))  # the database and any -journal or -wal
+    corpus.add("magic: history file bytes", *(path.read_bytes() for path in files))
+
+
+# -- a notebook, executed and saved -------------------------------------------------------
+
+NOTEBOOK_CELLS: list[tuple[str, list[str]]] = [
+    (
+        """\
+import dataclasses, os
+from smtp_magic import Settings, SMTPMagicError, compose, send
+from smtp_magic.report import format_transcript
+
+settings = Settings.from_env()  # the password comes from SMTP_PASSWORD
+report = send(compose(to="reader@example.org", subject="From a notebook", body="Hi"), settings)
+print(report)
+print(format_transcript(report.transcript))
+settings""",
+        [],
+    ),
+    ("report", []),
+    (
+        """\
+try:
+    send(compose(to="reader@example.org", subject="x", body="x"),
+         dataclasses.replace(settings, security="tls"))
+except SMTPMagicError as exc:
+    print(type(exc).__name__, exc)
+    print(format_transcript(exc.transcript))""",
+        [],
+    ),
+    ("%load_ext smtp_magic", []),
+    ('%%sendmail --to reader@example.org --subject "Magic in a notebook"\nHello.', []),
+    (
+        '%%sendmail --to reader@example.org --subject "Wrong mode" --security tls\nHello.',
+        ["raises-exception"],
+    ),
+    (
+        """\
+from smtp_magic.widget import SendMailForm
+
+form = SendMailForm(dataclasses.replace(settings, password=None), namespace=globals())
+form""",
+        [],
+    ),
+    (
+        """\
+form.to.value, form.subject.value = "reader@example.org", "From the form in a notebook"
+form.password.value = os.environ["SMTP_PASSWORD"]  # what typing in the page does
+form.send_button.click()
+print(form.last.result(timeout=30))
+print("password widget empty:", form.password.value == "")""",
+        [],
+    ),
+    ("%sendmail_form", []),
+]
+
+
+def exercise_notebook(lab: LabServer, tmp: Path, corpus: Corpus) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    for source, tags in NOTEBOOK_CELLS:
+        assert SECRET not in source
+        nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags}))
+    kernel_history = tmp / "kernel-history.sqlite"
+    client = NotebookClient(  # store_widget_state keeps its default, True, on purpose
+        nb,
+        timeout=60,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp)}},
+        ipython_hist_file=str(kernel_history),
+        extra_arguments=["--HistoryManager.db_log_output=True"],
+    )
+    assert client.store_widget_state is True
+    client.execute(env=child_env(lab))  # the kernel reads SMTP_PASSWORD from its environment
+    saved = tmp / "saved.ipynb"
+    nbformat.write(nb, saved)
+
+    texts = [text_of(cell.get("outputs", [])) for cell in nb.cells]
+    assert "Sent" in texts[0] and "SecurityMismatchError" in texts[2], texts
+    assert "SecurityMismatchError" in texts[5] and "password widget empty: True" in texts[7]
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    passwords = [m for m in state.values() if m["model_name"] == "PasswordModel"]
+    assert [m["state"]["value"] for m in passwords] == ["", ""], passwords
+    corpus.add("notebook: saved file", saved.read_bytes())
+    files = sorted(tmp.glob(kernel_history.name + "*"))
+    assert files and b"%%sendmail" in files[0].read_bytes(), files
+    corpus.add("notebook: kernel history file bytes", *(path.read_bytes() for path in files))
+
+
+class LogLines(logging.Handler):
+    """Keeps every record it is handed, formatted with its arguments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name} {record.levelname}: {record.getMessage()}")
+
+
+# -- the harness and the tests --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+    """Drive every front end once with SECRET (and WRONG) and collect all they show."""
+    tmp = tmp_path_factory.mktemp("secrets")
+    found = Corpus()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # The autouse clean_environ fixture is function-scoped: it has not run yet.
+        for name in list(os.environ):
+            if name.startswith("SMTP_"):
+                monkeypatch.delenv(name)
+        # No keyring of the machine answers in place of the prompt (nor hangs on a D-Bus call).
+        monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+        forget_auto_choices()
+        # Every log record, with the lab's server (aiosmtpd's "mail.log") at its most talkative:
+        # a user who turns logging up must not find a password in it either.
+        logs = LogLines()
+        logging.getLogger().addHandler(logs)
+        mail_log = logging.getLogger("mail.log")
+        level = mail_log.level
+        mail_log.setLevel(logging.DEBUG)
+        try:
+            with LabServer(ports={25: 0, 465: 0, 587: 0}, password=SECRET) as lab:
+                exercise_api(lab, found)
+                exercise_cli(lab, found)
+                exercise_widget(lab, found)
+                exercise_magic(lab, monkeypatch, tmp, found)
+                exercise_notebook(lab, tmp, found)
+                received = lab.messages
+                assert len(received) >= 15, len(received)
+                found.add(
+                    "lab: the messages it received, raw", repr(lab), *(m.raw for m in received)
+                )
+        finally:
+            logging.getLogger().removeHandler(logs)
+            mail_log.setLevel(level)
+            forget_auto_choices()
+        found.add("logs: every record, mail.log at DEBUG", *logs.lines)
+    yield found
+
+
+def test_every_front_end_was_searched(corpus: Corpus) -> None:
+    """The corpus holds what each front end shows, so finding nothing in it means something."""
+    sources = corpus.sources
+    assert sum(len(text) for text in sources.values()) > 100_000
+    for front_end in ("api", "cli", "widget", "magic", "notebook", "lab", "logs"):
+        assert any(s.startswith(front_end + ":") for s in sources), front_end
+    # The login happened and was redacted, in plaintext transcripts and in HTML.
+    assert "AUTH PLAIN &lt;redacted&gt;" in corpus.text("api: send via 587")
+    assert "AUTH PLAIN <redacted>" in corpus.text("api: wrong password on 465")
+    assert "rejected the login" in corpus.text("api: wrong password on 587")
+    assert "starttls" in corpus.text("api: probe")
+    assert "Sent" in corpus.text("cli: send") and "Sent" in corpus.text("widget: typed")
+    assert "PasswordModel" in corpus.text("widget: every widget created")
+    assert "%%sendmail --to-each recipients" in corpus.text("magic: history file bytes")
+    assert "password='********'" in corpus.text("magic: history, read back")  # Out[n] logged
+    assert "password='********'" in corpus.text("notebook: saved file")
+    assert "account: demo" in corpus.text("magic: lab status")
+    assert "AUTH PLAIN" in corpus.text("logs:")  # the server logged the login command
+    assert "PasswordModel" in corpus.text("notebook: saved file")
+    assert "application/vnd.jupyter.widget-state+json" in corpus.text("notebook: saved file")
+
+
+def test_no_password_anywhere(corpus: Corpus) -> None:
+    """No password, nor its AUTH PLAIN or AUTH LOGIN base64, occurs in anything collected."""
+    leaks = []
+    for source, text in corpus.sources.items():
+        for needle_name, needle in NEEDLES.items():
+            count = text.count(needle)
+            if count:
+                at = text.index(needle)
+                context = text[max(at - 80, 0) : at + len(needle) + 80].replace(needle, "«HERE»")
+                leaks.append(f"{source}: {needle_name} x{count}, e.g. ...{context!r}...")
+    assert not leaks, "passwords leaked:\n" + "\n".join(leaks)
