@@ -17,18 +17,30 @@ from smtp_magic.probe import DEFAULT_PROBE_PORTS, probe
 from smtp_magic.send import send
 from smtp_magic.settings import SECURITY_MODES, Settings
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "port_type", "seconds_type"]
 
 _ROLES = (25, 465, 587)
 
 
-def _port(text: str) -> int:
+def port_type(text: str) -> int:
+    """argparse type for a TCP port; shared with the magics."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def seconds_type(text: str) -> float:
+    """argparse type for a positive number of seconds; shared with the magics."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
     return value
 
 
@@ -211,9 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         "TLS version, certificate) and which security to use. Sends no credentials or mail.",
     )
     prb.add_argument("host")
-    prb.add_argument("--port", type=_port, action="append", help="port to probe (repeatable)")
+    prb.add_argument("--port", type=port_type, action="append", help="port to probe (repeatable)")
     prb.add_argument("--cafile", help="extra CA certificates to trust (PEM)")
-    prb.add_argument("--timeout", type=float, default=5.0, help="seconds per phase (default 5)")
+    prb.add_argument("--timeout", type=seconds_type, default=5.0, help="seconds per phase (default 5)")
     prb.set_defaults(run=_probe)
 
     snd = commands.add_parser(
@@ -233,13 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     snd.add_argument("--format", choices=("markdown", "html", "text"), default="markdown")
     snd.add_argument("--dry-run", action="store_true", help="show the message, send nothing")
     snd.add_argument("--host")
-    snd.add_argument("--port", type=_port)
+    snd.add_argument("--port", type=port_type)
     snd.add_argument("--security", choices=SECURITY_MODES)
     snd.add_argument("--user", help="login name (password: SMTP_PASSWORD, keyring or prompt)")
     snd.add_argument("--cafile")
     snd.add_argument("--certfile")
     snd.add_argument("--keyfile")
-    snd.add_argument("--timeout", type=float)
+    snd.add_argument("--timeout", type=seconds_type)
     snd.set_defaults(run=_send)
     return parser
 

@@ -43,6 +43,7 @@ from IPython.display import display
 from traitlets import Enum, Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
+from smtp_magic.cli import port_type, seconds_type
 from smtp_magic.compose import compose
 from smtp_magic.credentials import with_password
 from smtp_magic.errors import ComposeError
@@ -163,23 +164,6 @@ class SendMail(Configurable):
             for name in self._set_during_lab:
                 setattr(self, name, self._before_lab.get(name))
             self._set_during_lab = set()
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
 
 
 def _argv(line: str) -> list[str]:
@@ -307,11 +291,11 @@ class SendMailMagics(Magics):
     @argument("--quiet", action="store_true", help="no report unless something was refused")
     @argument("--no-progress", action="store_true", help="no progress bar for --to-each")
     @argument("--host")
-    @argument("--port", type=_port)
+    @argument("--port", type=port_type)
     @argument("--security", choices=SECURITY_MODES)
     @argument("--user", metavar="USERNAME", help="login (password: SMTP_PASSWORD/keyring/prompt)")
     @argument("--cafile", help="extra CA certificates to trust (PEM)")
-    @argument("--timeout", type=_seconds, metavar="SECONDS")
+    @argument("--timeout", type=seconds_type, metavar="SECONDS")
     @cell_magic
     def sendmail(self, line: str, cell: str) -> None:
         """Send the cell body as an email message.
@@ -484,9 +468,9 @@ class SendMailMagics(Magics):
 
     @magic_arguments()
     @argument("host", nargs="?", help="the server (default: the running lab)")
-    @argument("--port", type=_port, action="append", help="port to probe (repeatable)")
+    @argument("--port", type=port_type, action="append", help="port to probe (repeatable)")
     @argument("--cafile", help="extra CA certificates to trust (default: the lab's)")
-    @argument("--timeout", type=_seconds, default=5.0, metavar="SECONDS")
+    @argument("--timeout", type=seconds_type, default=5.0, metavar="SECONDS")
     @line_magic
     def smtp_probe(self, line: str) -> None:
         """Show what each port of a host speaks: plaintext or TLS first, STARTTLS, AUTH, TLS.
