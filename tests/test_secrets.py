@@ -233,31 +233,39 @@ def exercise_api(lab: LabServer, corpus: Corpus) -> None:
 
 
 def exercise_cli(lab: LabServer, corpus: Corpus) -> None:
+    module = [sys.executable, "-m", "smtp_magic.cli"]
     script = Path(sys.executable).with_name("smtp-magic")  # the installed console script
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "smtp_magic.cli"]
-    send_args = ["send", "--to", TO, "--subject", "From the CLI"]
+    installed = [str(script)] if script.exists() else module
+    send_it = [*module, "send", "--to", TO, "--subject", "From the CLI"]
     ports = [a for port in sorted(lab.ports.values()) for a in ("--port", str(port))]
+    probe_it = [*installed, "probe", "127.0.0.1", *ports, "--cafile", lab.cafile]
+    # label -> (command, SMTP_PASSWORD, exit code, words it prints); the body comes from stdin.
     runs: dict[str, tuple[list[str], str, int, str]] = {
-        "send": (send_args, SECRET, 0, "Sent"),
-        "send --security tls": ([*send_args, "--security", "tls"], SECRET, 1, "SecurityMismatch"),
-        "send, wrong password": (send_args, WRONG, 1, "AuthenticationError"),
-        "probe": (["probe", "127.0.0.1", *ports, "--cafile", lab.cafile], SECRET, 0, "Probe of"),
+        "send": (send_it, SECRET, 0, "Sent"),
+        "send --security tls": (
+            [*send_it, "--security", "tls"],
+            SECRET,
+            1,
+            "SecurityMismatchError",
+        ),
+        "send, wrong password": (send_it, WRONG, 1, "AuthenticationError"),
+        "probe": (probe_it, SECRET, 0, "Probe of"),
     }
     started = {
         label: subprocess.Popen(
-            [*command, *args],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=child_env(lab, password),
         )
-        for label, (args, password, _code, _words) in runs.items()
+        for label, (command, password, _code, _words) in runs.items()
     }
     try:
         for label, process in started.items():
             out, err = process.communicate("Body from *stdin*.\n", timeout=WAIT)
-            _args, _password, code, words = runs[label]
+            _command, _password, code, words = runs[label]
             assert (process.returncode, words in out + err) == (code, True), (label, out, err)
             corpus.add(f"cli: {label}", out, err)
     finally:
