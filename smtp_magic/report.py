@@ -245,6 +245,7 @@ class ProbeReport:
     def __str__(self) -> str:
         rows = [_PROBE_HEADERS, *(p.cells() for p in self.ports)]
         widths = [max(len(r[i]) for r in rows) for i in range(len(_PROBE_HEADERS))]
+        widths[0] = max(widths[0], 5)  # room for any port, so the layout does not depend on it
         lines = [
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
         ]
