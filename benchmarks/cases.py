@@ -90,9 +90,16 @@ class Lab:
 
 
 def small_messages(n: int) -> list[EmailMessage]:
-    # Plain text: one part, so flattening is cheap and our own overhead shows the most.
+    # Plain text: one part, so flattening is cheap and our own overhead shows the most. A From
+    # header: without one, smtplib.send_message would send MAIL FROM:<None>.
     return [
-        compose(to="bob@example.org", subject=f"bulk {i}", body=f"Message {i}.\n", format="text")
+        compose(
+            to="bob@example.org",
+            sender="demo@lab.localhost",  # both clients then send the same header block
+            subject=f"bulk {i}",
+            body=f"Message {i}.\n",
+            format="text",
+        )
         for i in range(n)
     ]
 

@@ -477,7 +477,7 @@ class _Run:
                 delivery = session.deliver(
                     outgoing.sender,
                     outgoing.recipients,
-                    outgoing.data,
+                    outgoing.chunks,
                     smtputf8=outgoing.smtputf8,
                 )
             except DeliveryUnknownError as exc:

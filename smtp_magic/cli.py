@@ -225,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     prb.add_argument("host")
     prb.add_argument("--port", type=port_type, action="append", help="port to probe (repeatable)")
     prb.add_argument("--cafile", help="extra CA certificates to trust (PEM)")
-    prb.add_argument("--timeout", type=seconds_type, default=5.0, help="seconds per phase (default 5)")
+    prb.add_argument(
+        "--timeout", type=seconds_type, default=5.0, help="seconds per phase (default 5)"
+    )
     prb.set_defaults(run=_probe)
 
     snd = commands.add_parser(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import smtplib
 import socket
 import ssl
@@ -419,7 +418,12 @@ class Session:
         self.opening = len(self.wire.transcript)
 
     def deliver(
-        self, sender: str, recipients: Sequence[str], data: bytes, *, smtputf8: bool = False
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes | Sequence[bytes],
+        *,
+        smtputf8: bool = False,
     ) -> Delivery:
         """Run one mail transaction (MAIL, RCPT for each recipient, DATA) on the open session.
 
@@ -428,6 +432,8 @@ class Session:
             DeliveryUnknownError: the connection was lost after the data was sent.
         """
         wire = self.wire
+        chunks = (data,) if isinstance(data, bytes | bytearray) else tuple(data)
+        size = sum(len(chunk) for chunk in chunks)
         self.delivered_data = False
         # Keep the negotiation and this message's lines, not every earlier message's: a long
         # send_many would otherwise hold thousands of lines (and the garbage collector's time).
@@ -439,9 +445,9 @@ class Session:
         with self.step("mail", "send"):
             if wire.has_extn("size"):
                 limit = int(wire.esmtp_features.get("size") or 0)
-                if limit and len(data) > limit:
-                    raise MessageTooLarge(len(data), limit)
-                options.append(f"SIZE={len(data)}")
+                if limit and size > limit:
+                    raise MessageTooLarge(size, limit)
+                options.append(f"SIZE={size}")
             if smtputf8:
                 if not wire.has_extn("smtputf8"):
                     raise smtplib.SMTPNotSupportedError(
@@ -450,7 +456,7 @@ class Session:
                         "capability"
                     )
                 options += ["SMTPUTF8", "BODY=8BITMIME"]
-            elif wire.has_extn("8bitmime") and not data.isascii():
+            elif wire.has_extn("8bitmime") and not all(c.isascii() for c in chunks):
                 options.append("BODY=8BITMIME")
             code, text = wire.mail(sender, options)
             if code != 250:
@@ -477,9 +483,9 @@ class Session:
                 self._reset_quietly()
                 raise smtplib.SMTPDataError(code, text)
             wire.transcript.append(
-                TranscriptLine("C", f"<message data, {len(data)} bytes>", wire.encrypted)
+                TranscriptLine("C", f"<message data, {size} bytes>", wire.encrypted)
             )
-            tail = _send_body(wire, data)
+            tail = _send_body(wire, chunks)
         # The last piece carries the end mark: from its first byte on, the server may hold the
         # whole message, so losing the connection (or a Ctrl-C) now means "delivery unknown".
         self.delivered_data = True
@@ -540,20 +546,29 @@ class Session:
         self.close()
 
 
-def _send_body(wire: _Wire, data: bytes) -> bytes:
-    """Send all but the last chunk of the message data; return that chunk with the end mark.
+def _send_body(wire: _Wire, chunks: Sequence[bytes]) -> bytes:
+    """Send all but the last piece of the message data; return that piece with the end mark.
 
-    Dot-stuffing as RFC 5321 section 4.5.2 says; the chunks are views, so a large message is not
-    copied, and the end mark travels with the last chunk (one write fewer per message).
+    Dot-stuffing as RFC 5321 section 4.5.2 says, also across chunk boundaries. Pieces are views,
+    so a large message is not copied; the end mark travels with the last piece (one write fewer
+    per message).
     """
-    if data.startswith(b".") or b"\n." in data:
-        data = re.sub(rb"(?m)^\.", b"..", data)
-    end = b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
-    view = memoryview(data)
-    last = (len(view) - 1) // _CHUNK * _CHUNK if len(view) else 0
-    for start in range(0, last, _CHUNK):
-        wire.sendall(view[start : start + _CHUNK])
-    return bytes(view[last:]) + end
+    pieces: list[memoryview] = []
+    line_start = True  # the next byte begins a line
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if b"\n." in chunk:
+            chunk = chunk.replace(b"\n.", b"\n..")
+        if line_start and chunk.startswith(b"."):
+            chunk = b"." + chunk
+        line_start = chunk.endswith(b"\n")
+        view = memoryview(chunk)
+        pieces += [view[start : start + _CHUNK] for start in range(0, len(view), _CHUNK)]
+    for piece in pieces[:-1]:
+        wire.sendall(piece)
+    end = b".\r\n" if line_start and pieces else b"\r\n.\r\n"
+    return (bytes(pieces[-1]) if pieces else b"") + end
 
 
 def _pending_bytes(sock: socket.socket | None) -> int:

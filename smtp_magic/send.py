@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
-import io
+import functools
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import getaddresses
+from typing import Any
 
 from smtp_magic.connect import Delivery, Session, open_session
 from smtp_magic.errors import ComposeError
@@ -19,13 +21,26 @@ __all__ = ["Outgoing", "prepare", "report_for", "send"]
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A message ready for the wire: the envelope and the exact bytes (Bcc removed)."""
+    """A message ready for the wire: the envelope and the exact bytes (Bcc removed).
+
+    The bytes are kept as chunks, so that a large attachment is never held twice.
+    """
 
     sender: str
     recipients: tuple[str, ...]
-    data: bytes
+    chunks: tuple[bytes, ...]
     smtputf8: bool
     message_id: str | None
+
+    @property
+    def size(self) -> int:
+        """The size of the message in bytes, as sent."""
+        return sum(len(chunk) for chunk in self.chunks)
+
+    @property
+    def data(self) -> bytes:
+        """The whole message as one bytes object (a copy: for inspection and tests)."""
+        return b"".join(self.chunks)
 
 
 def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
@@ -54,7 +69,7 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
                 "the message has no From address: set sender= in Settings (or SMTP_FROM), "
                 "or pass sender= to compose()."
             )
-        outgoing["From"] = settings.sender
+        outgoing["From"] = _from_header(outgoing.policy, settings.sender)
     sender = next(iter(_addresses(outgoing, "Sender") or _addresses(outgoing, "From")), "")
     if not sender:
         raise ComposeError("the From address of the message is empty or malformed.")
@@ -69,18 +84,25 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
     if _payload_size(outgoing) > _SLICE:
         _set_boundaries(outgoing)  # worth it only for large messages: set_boundary re-parses
     policy = outgoing.policy.clone(linesep="\r\n", utf8=smtputf8)
-    buffer = io.BytesIO()
-    _Generator(buffer, mangle_from_=False, policy=policy).flatten(outgoing, linesep="\r\n")
+    sink = _Chunks()
+    _Generator(sink, mangle_from_=False, policy=policy).flatten(outgoing, linesep="\r\n")  # type: ignore[arg-type]
     return Outgoing(
         sender=sender,
         recipients=tuple(recipients),
-        data=buffer.getvalue(),  # CPython hands over BytesIO's buffer without copying it
+        chunks=sink.close(),
         smtputf8=smtputf8,
         message_id=outgoing["Message-ID"],
     )
 
 
 _SLICE = 1 << 20
+
+
+@functools.lru_cache(maxsize=32)
+def _from_header(policy: Policy, sender: str) -> object:
+    """The parsed From header for ``sender``: parsing an address costs more than sending it,
+    and ``send_many`` adds the same From to every message (header objects are immutable)."""
+    return policy.header_factory("From", sender)
 
 
 def _addresses(message: EmailMessage, field: str) -> list[str]:
@@ -113,12 +135,72 @@ def _set_boundaries(message: EmailMessage) -> None:
             part.set_boundary(BytesGenerator._make_boundary())
 
 
-class _Generator(BytesGenerator):
-    """A BytesGenerator that converts line ends a slice at a time.
+class _Chunks:
+    """A write-only buffer that keeps what it is given as a list of chunks.
 
-    The stdlib splits a whole payload into a list of lines at once: for a 25 MB attachment that
-    is about 460,000 strings, twice the attachment's size.
+    The stdlib generator flattens every MIME part into a buffer of its own, then copies that
+    buffer into its parent's: a 25 MB attachment would exist twice. As the generator's buffer,
+    this keeps a large part's chunks by reference instead, so each byte is held once.
     """
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.pending = bytearray()
+        self.size = 0
+
+    def write(self, data: bytes | _Chunks) -> int:
+        if isinstance(data, _Chunks):
+            self._flush()
+            self.chunks += data.chunks
+        elif len(data) >= _SLICE:
+            self._flush()
+            self.chunks.append(bytes(data))  # bytes(bytes) is the same object: no copy
+        else:
+            self.pending += data
+            if len(self.pending) >= _SLICE:
+                self._flush()
+        self.size += data.size if isinstance(data, _Chunks) else len(data)
+        return 0
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.chunks.append(bytes(self.pending))
+            self.pending.clear()
+
+    def getvalue(self) -> bytes | _Chunks:
+        """Small parts as bytes (the generator may join or split them); large ones as chunks.
+
+        Large parts only occur in messages whose multiparts got boundaries before flattening,
+        so the generator never needs to join them (see ``_set_boundaries``).
+        """
+        self._flush()
+        return b"".join(self.chunks) if self.size < 4 * _SLICE else self
+
+    def close(self) -> tuple[bytes, ...]:
+        self._flush()
+        return tuple(self.chunks)
+
+
+class _Generator(BytesGenerator):
+    """A BytesGenerator that holds a large message once.
+
+    Its buffers are ``_Chunks``; it converts line ends a slice at a time (the stdlib splits a
+    whole payload into a list of lines at once: for a 25 MB attachment about 460,000 strings,
+    twice its size); and it skips the stdlib's surrogate tests for ASCII payloads.
+    """
+
+    def _new_buffer(self) -> _Chunks:  # type: ignore[override]
+        return _Chunks()
+
+    def _handle_text(self, msg: Any) -> None:
+        payload = msg._payload
+        if isinstance(payload, str) and payload.isascii() and not self._mangle_from_:
+            # ASCII holds no surrogates: skip the stdlib's tests for them (in get_payload and
+            # twice in _handle_text), each of which encodes the whole payload, i.e. three
+            # transient copies of a large attachment. What is written is the same.
+            self._write_lines(payload)
+            return
+        super()._handle_text(msg)
 
     def _write_lines(self, lines: str) -> None:
         start = 0
@@ -178,7 +260,7 @@ def send(message: EmailMessage, settings: Settings) -> SendReport:
     session = open_session(settings)
     try:
         delivery = session.deliver(
-            outgoing.sender, outgoing.recipients, outgoing.data, smtputf8=outgoing.smtputf8
+            outgoing.sender, outgoing.recipients, outgoing.chunks, smtputf8=outgoing.smtputf8
         )
     finally:
         session.close()
