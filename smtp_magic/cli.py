@@ -15,7 +15,7 @@ from smtp_magic.errors import SMTPMagicError
 from smtp_magic.preview import preview
 from smtp_magic.probe import DEFAULT_PROBE_PORTS, probe
 from smtp_magic.send import send
-from smtp_magic.settings import SECURITY_MODES, Settings
+from smtp_magic.settings import SECURITY_MODES, Security, Settings
 
 __all__ = ["build_parser", "main", "port_type", "seconds_type"]
 
@@ -84,7 +84,7 @@ def _demo(args: argparse.Namespace) -> int:
 
         print("2. The two classic mistakes, and what smtp_magic says about them:", file=out)
         message = compose(to="student@example.org", subject="Oops", body="Wrong mode.")
-        mistakes = [
+        mistakes: list[tuple[str, int, Security]] = [
             ("implicit TLS against the 587 role, like smtplib.SMTP_SSL(host, 587)", 587, "tls"),
             ("plaintext against the 465 role, like smtplib.SMTP(host, 465)", 465, "starttls"),
         ]

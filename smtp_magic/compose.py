@@ -140,7 +140,7 @@ def _parse_one(field_name: str, raw: str) -> list[Address]:
     if defects:
         raise _bad_address(field_name, raw, str(defects[0]).rstrip("."))
     result: list[Address] = []
-    for group in header.groups:
+    for group in header.groups:  # type: ignore[attr-defined]  # an AddressHeader
         if group.display_name is not None:
             raise _bad_address(
                 field_name, raw, "address groups 'name: a@b, c@d;' are not supported"
@@ -498,9 +498,9 @@ def compose(
             _append_to_document(document, "\n".join(extra_html)), subtype="html"
         )
         if parts.figures:
-            html_part = message.get_payload()[1]
+            html_part = message.get_payload()[1]  # type: ignore[index]  # [text, html]
             for name, png, cid in parts.figures:
-                html_part.add_related(
+                html_part.add_related(  # type: ignore[union-attr]
                     png, "image", "png", cid=cid, disposition="inline", filename=name
                 )
     for filename, content_type, data, params in parts.files:

@@ -133,7 +133,7 @@ class _Wire(smtplib.SMTP):
                 line = bytes(self.buffer[: end + 1])
                 del self.buffer[: end + 1]
                 return line
-            if len(self.buffer) > smtplib._MAXLINE:
+            if len(self.buffer) > smtplib._MAXLINE:  # type: ignore[attr-defined]
                 raise smtplib.SMTPResponseException(500, b"Line too long.")
             self.fill()
 
@@ -201,7 +201,7 @@ def _cert_info(sock: ssl.SSLSocket) -> CertInfo | None:
             subject=_rdn_name(cert.get("subject", ())),
             issuer=_rdn_name(cert.get("issuer", ())),
             not_after=expiry,
-            names=tuple(str(v) for _k, v in cert.get("subjectAltName", ())),  # type: ignore[misc]
+            names=tuple(str(v) for _k, v in cert.get("subjectAltName", ())),  # type: ignore[str-unpack]
         )
     der = sock.getpeercert(binary_form=True)
     if not der:
@@ -324,6 +324,7 @@ class Session:
         context = context or tls.client_context(self.settings)
         with self.step("tls", "tls"):
             sock = self.wire.sock
+            assert sock is not None, "connect() comes first"
             sock.settimeout(self.wire._remaining())
             wrapped = context.wrap_socket(sock, server_hostname=self.host)
             self.wire.sock = wrapped
@@ -391,7 +392,7 @@ class Session:
     def open(self) -> None:
         """Connect, negotiate the security mode, and log in when a username is set."""
         settings = self.settings
-        mode = settings.security
+        mode: str = settings.security
         key = (self.host, self.port)
         if mode == "auto":
             with _auto_lock:

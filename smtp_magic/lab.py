@@ -146,7 +146,7 @@ class _Handler:
         parsed = BytesParser(policy=default_policy).parsebytes(raw.replace(b"\r\n", b"\n"))
         number = self.record(
             ReceivedMessage(
-                message=cast(EmailMessage, parsed),
+                message=parsed,
                 mail_from=envelope.mail_from or "",
                 rcpt_tos=tuple(envelope.rcpt_tos),
                 # session.ssl is only set by STARTTLS; the transport also knows implicit TLS.

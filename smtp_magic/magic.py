@@ -254,6 +254,12 @@ def _indent(text: str) -> str:
 class SendMailMagics(Magics):
     """%%sendmail, %smtp_probe, %smtp_lab and %sendmail_form, sharing one SendMail configurable."""
 
+    @property
+    def _ip(self) -> Any:
+        """The shell these magics are registered on (IPython types it as optional)."""
+        assert self.shell is not None
+        return self.shell
+
     def __init__(self, shell: Any, defaults: SendMail) -> None:
         super().__init__(shell=shell)
         self.defaults = defaults
@@ -348,7 +354,7 @@ class SendMailMagics(Magics):
             to=_addresses(args.to),
             subject=args.subject,
             body=cell,
-            template_vars=self.shell.user_ns if args.template else None,
+            template_vars=self._ip.user_ns if args.template else None,
             **common,
         )
         if args.dry_run:
@@ -360,7 +366,7 @@ class SendMailMagics(Magics):
 
     def _attachment(self, name: str) -> object:
         """A notebook variable (as ``(name, value)``, so ``df`` becomes df.csv) or a file path."""
-        namespace = self.shell.user_ns
+        namespace = self._ip.user_ns
         if name.isidentifier() and name in namespace:
             value = namespace[name]
             if isinstance(value, (str, os.PathLike)):
@@ -409,7 +415,7 @@ class SendMailMagics(Magics):
 
     def _evaluate(self, expr: str) -> Any:
         try:
-            return self.shell.ev(expr)
+            return self._ip.ev(expr)
         except Exception as exc:
             raise UsageError(
                 f"--to-each {expr!r} could not be evaluated ({type(exc).__name__}: {exc}): "
@@ -444,7 +450,7 @@ class SendMailMagics(Magics):
         addresses, rows = self._recipients(args.to_each)
         messages = []
         for address, row in zip(addresses, rows, strict=True):
-            variables = ChainMap({**row, "row": row, "to": address}, self.shell.user_ns)
+            variables = ChainMap({**row, "row": row, "to": address}, self._ip.user_ns)
             messages.append(
                 compose(
                     to=address, subject=args.subject, body=body, template_vars=variables, **common
@@ -534,7 +540,7 @@ class SendMailMagics(Magics):
             raise UsageError("%sendmail_form takes no options: set defaults with %config SendMail.")
         from smtp_magic.widget import SendMailForm
 
-        display(SendMailForm(settings=self.defaults.build_settings(), namespace=self.shell.user_ns))
+        display(SendMailForm(settings=self.defaults.build_settings(), namespace=self._ip.user_ns))
 
 
 def _status(lab: LabServer) -> str:

@@ -62,7 +62,7 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
     # caller's message alone (copy.copy alone shares the list). A deepcopy would be safer still
     # but costs about 1.4 ms a message, most of what sending one takes.
     outgoing = copy.copy(message)
-    outgoing._headers = list(message._headers)
+    outgoing._headers = list(message._headers)  # type: ignore[attr-defined]
     if outgoing["From"] is None:
         if not settings.sender:
             raise ComposeError(
@@ -83,9 +83,9 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
     smtputf8 = not all(a.isascii() for a in (sender, *recipients))
     if _payload_size(outgoing) > _SLICE:
         _set_boundaries(outgoing)  # worth it only for large messages: set_boundary re-parses
-    policy = outgoing.policy.clone(linesep="\r\n", utf8=smtputf8)
+    policy = outgoing.policy.clone(linesep="\r\n", utf8=smtputf8)  # type: ignore[call-arg]
     sink = _Chunks()
-    _Generator(sink, mangle_from_=False, policy=policy).flatten(outgoing, linesep="\r\n")  # type: ignore[arg-type]
+    _Generator(sink, mangle_from_=False, policy=policy).flatten(outgoing, linesep="\r\n")
     return Outgoing(
         sender=sender,
         recipients=tuple(recipients),
@@ -102,7 +102,7 @@ _SLICE = 1 << 20
 def _from_header(policy: Policy, sender: str) -> object:
     """The parsed From header for ``sender``: parsing an address costs more than sending it,
     and ``send_many`` adds the same From to every message (header objects are immutable)."""
-    return policy.header_factory("From", sender)
+    return policy.header_factory("From", sender)  # type: ignore[attr-defined]
 
 
 def _addresses(message: EmailMessage, field: str) -> list[str]:
@@ -132,7 +132,7 @@ def _set_boundaries(message: EmailMessage) -> None:
     """
     for part in message.walk():
         if part.is_multipart() and part.get_boundary() is None:
-            part.set_boundary(BytesGenerator._make_boundary())
+            part.set_boundary(BytesGenerator._make_boundary())  # type: ignore[attr-defined]
 
 
 class _Chunks:
@@ -189,18 +189,18 @@ class _Generator(BytesGenerator):
     twice its size); and it skips the stdlib's surrogate tests for ASCII payloads.
     """
 
-    def _new_buffer(self) -> _Chunks:  # type: ignore[override]
+    def _new_buffer(self) -> _Chunks:
         return _Chunks()
 
     def _handle_text(self, msg: Any) -> None:
         payload = msg._payload
-        if isinstance(payload, str) and payload.isascii() and not self._mangle_from_:
+        if isinstance(payload, str) and payload.isascii() and not self._mangle_from_:  # type: ignore[attr-defined]
             # ASCII holds no surrogates: skip the stdlib's tests for them (in get_payload and
             # twice in _handle_text), each of which encodes the whole payload, i.e. three
             # transient copies of a large attachment. What is written is the same.
             self._write_lines(payload)
             return
-        super()._handle_text(msg)
+        super()._handle_text(msg)  # type: ignore[misc]
 
     def _write_lines(self, lines: str) -> None:
         start = 0
@@ -208,9 +208,9 @@ class _Generator(BytesGenerator):
             end = lines.find("\n", start + _SLICE)
             if end < 0:
                 break
-            super()._write_lines(lines[start : end + 1])
+            super()._write_lines(lines[start : end + 1])  # type: ignore[misc]
             start = end + 1
-        super()._write_lines(lines[start:] if start else lines)
+        super()._write_lines(lines[start:] if start else lines)  # type: ignore[misc]
 
 
 def report_for(session: Session, delivery: Delivery, outgoing: Outgoing) -> SendReport:

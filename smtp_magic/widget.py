@@ -93,11 +93,11 @@ def _display_bundle(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     if shell is not None:
         data, metadata = shell.display_formatter.format(obj)
         return dict(data), dict(metadata)
-    data: dict[str, Any] = {"text/plain": str(obj)}
+    bundle: dict[str, Any] = {"text/plain": str(obj)}
     rich = getattr(obj, "_repr_html_", None)
     if rich is not None:
-        data["text/html"] = rich()
-    return data, {}
+        bundle["text/html"] = rich()
+    return bundle, {}
 
 
 def _show(out: W.Output, obj: Any) -> None:
