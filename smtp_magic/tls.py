@@ -1,15 +1,17 @@
-"""Build the client ssl.SSLContext: certificates verified, TLS 1.2 or newer, optional CA file and client certificate."""
+"""TLS for the client: the verifying ssl.SSLContext (TLS 1.2+, CA file, client certificate) and certificate descriptions."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import ssl
 
 from smtp_magic.errors import SettingsError
+from smtp_magic.report import CertInfo
 from smtp_magic.settings import Settings
 
-__all__ = ["client_context", "unverified_context"]
+__all__ = ["client_context", "describe_certificate", "unverified_context"]
 
 
 def client_context(settings: Settings) -> ssl.SSLContext:
@@ -93,3 +95,59 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return type(exc).__name__
+
+
+def describe_certificate(sock: ssl.SSLSocket) -> CertInfo | None:
+    """Describe the peer certificate; one that was not verified (``probe``) is parsed from DER."""
+    cert = sock.getpeercert()
+    if cert:
+        not_after = cert.get("notAfter")
+        expiry = (
+            dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), dt.UTC)
+            if isinstance(not_after, str)
+            else None
+        )
+        return CertInfo(
+            subject=_rdn_name(cert.get("subject", ())),
+            issuer=_rdn_name(cert.get("issuer", ())),
+            not_after=expiry,
+            names=tuple(str(v) for _k, v in cert.get("subjectAltName", ())),  # type: ignore[str-unpack]
+        )
+    der = sock.getpeercert(binary_form=True)
+    if not der:
+        return None
+    # Only probe() makes unverified connections; cryptography comes with trustme.
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    parsed = x509.load_der_x509_certificate(der)
+
+    def name(value: x509.Name) -> str:
+        for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
+            found = value.get_attributes_for_oid(oid)
+            if found:
+                return str(found[0].value)
+        return value.rfc4514_string() or "(empty)"
+
+    try:
+        san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = tuple(str(n.value) for n in san)
+    except x509.ExtensionNotFound:
+        names = ()
+    return CertInfo(
+        subject=name(parsed.subject),
+        issuer=name(parsed.issuer),
+        not_after=parsed.not_valid_after_utc,
+        names=names,
+        verified=False,
+        error="not checked",
+    )
+
+
+def _rdn_name(rdns: object) -> str:
+    # The common name (or organisation) is what a reader recognises; fall back to all parts.
+    parts = {k: v for rdn in rdns for (k, v) in rdn}  # type: ignore[attr-defined]
+    for key in ("commonName", "organizationName"):
+        if key in parts:
+            return str(parts[key])
+    return ", ".join(f"{k}={v}" for k, v in parts.items()) or "(empty)"
