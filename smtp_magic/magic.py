@@ -26,35 +26,29 @@ from __future__ import annotations
 
 import argparse
 import ast
-import dataclasses
-import html
 import os
 import shlex
 from collections import ChainMap
-from collections.abc import Iterable, Mapping
-from email.message import EmailMessage
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from traitlets import Enum, Float, Int, Unicode, observe
-from traitlets.config import Configurable
 
 from smtp_magic.cli import port_type, seconds_type
 from smtp_magic.compose import compose
 from smtp_magic.credentials import with_password
 from smtp_magic.errors import ComposeError
-from smtp_magic.preview import MessagePreview, preview
+from smtp_magic.magicconfig import SendMail, active_settings
+from smtp_magic.magicconfig import active_lab as active_lab  # re-exported: notebooks import it
+from smtp_magic.magicdisplay import DryRun, LabMailbox, _show, _status
 from smtp_magic.probe import DEFAULT_PROBE_PORTS, probe
 from smtp_magic.send import send
 from smtp_magic.settings import SECURITY_MODES, Settings
 from smtp_magic.template import is_dataframe
-
-if TYPE_CHECKING:
-    from smtp_magic.lab import LabServer
 
 __all__ = [
     "PASSWORD_REFUSED",
@@ -72,98 +66,7 @@ PASSWORD_REFUSED = (
     "history): set SMTP_PASSWORD, use keyring, or answer the prompt."
 )
 _SECRET_WORDS = ("pass", "secret", "token", "pwd")
-_TRAITS = ("host", "port", "security", "username", "sender", "cafile", "timeout")
 _MAGICS = {"cell": ("sendmail",), "line": ("smtp_probe", "smtp_lab", "sendmail_form")}
-
-
-class SendMail(Configurable):
-    """Defaults of %%sendmail, %smtp_probe and %sendmail_form; ``None`` means "not set here"."""
-
-    host = Unicode(None, allow_none=True, help="SMTP server host name.").tag(config=True)
-    port = Int(
-        None, allow_none=True, help="TCP port; unset: the security mode's default (587)."
-    ).tag(config=True)
-    security = Enum(
-        SECURITY_MODES,
-        default_value=None,
-        allow_none=True,
-        help="'auto' (default), 'tls' (implicit TLS, 465), 'starttls' (587) or 'plain'.",
-    ).tag(config=True)
-    username = Unicode(
-        None,
-        allow_none=True,
-        help="Login name. The password comes from SMTP_PASSWORD, keyring or a prompt.",
-    ).tag(config=True)
-    sender = Unicode(None, allow_none=True, help="Default From address.").tag(config=True)
-    cafile = Unicode(
-        None, allow_none=True, help="PEM file of extra certificate authorities to trust."
-    ).tag(config=True)
-    timeout = Float(None, allow_none=True, help="Seconds each phase may take.").tag(config=True)
-
-    def __init__(self, **kwargs: Any) -> None:
-        # Set before Configurable.__init__, which loads the config and so fires the observer.
-        self.lab: LabServer | None = None
-        self._lab_settings: Settings | None = None
-        self._before_lab: dict[str, Any] = {}
-        self._set_during_lab: set[str] = set()
-        super().__init__(**kwargs)
-
-    @observe(*_TRAITS)
-    def _remember_lab_override(self, change: Mapping[str, Any]) -> None:
-        # A %config made while the lab runs is meant to beat the lab (see the module docstring).
-        if self._lab_settings is not None:
-            self._set_during_lab.add(change["name"])
-
-    def configured(self) -> dict[str, Any]:
-        """The values set with %config or ipython_config.py (unset ones left out)."""
-        return {name: getattr(self, name) for name in _TRAITS if getattr(self, name) is not None}
-
-    def build_settings(self, **overrides: Any) -> Settings:
-        """Settings from magic options, then %config, then the lab or SMTP_* variables, then defaults.
-
-        Args:
-            **overrides: Settings fields given on the magic line; ``None`` means not given.
-
-        Returns:
-            Validated Settings. The password is the lab's (while it runs and is the target) or
-            SMTP_PASSWORD's; keyring and the prompt are the caller's business (``with_password``).
-
-        Raises:
-            SettingsError: a value (or an SMTP_* variable) is invalid, naming it.
-        """
-        options = {k: v for k, v in overrides.items() if v is not None}
-        configured = self.configured()
-        lab = self._lab_settings
-        if lab is not None:
-            later = {k: v for k, v in configured.items() if k in self._set_during_lab}
-            merged = {**later, **options}
-            if merged.get("host", lab.host) == lab.host:
-                if merged.get("username", lab.username) != lab.username:
-                    merged["password"] = None  # the demo password belongs to the demo account
-                return dataclasses.replace(lab, **merged)
-        return Settings.from_env(**{**configured, **options})
-
-    def start_lab(self) -> LabServer:
-        """Start a LabServer and make its 587 role the default."""
-        from smtp_magic.lab import LabServer
-
-        lab = LabServer().start()
-        self._before_lab = {name: getattr(self, name) for name in _TRAITS}
-        self._set_during_lab = set()
-        self.lab, self._lab_settings = lab, lab.settings(587)
-        return lab
-
-    def stop_lab(self) -> None:
-        """Stop the lab and restore the defaults as they were before it started."""
-        lab, self.lab, self._lab_settings = self.lab, None, None
-        if lab is None:
-            return
-        try:
-            lab.stop()
-        finally:
-            for name in self._set_during_lab:
-                setattr(self, name, self._before_lab.get(name))
-            self._set_during_lab = set()
 
 
 def _argv(line: str) -> list[str]:
@@ -185,69 +88,6 @@ def _argv(line: str) -> list[str]:
 def _addresses(values: Iterable[str] | None) -> list[str]:
     """Repeated options, each possibly comma-separated; compose parses the lists."""
     return [value for value in values or () if value.strip()]
-
-
-class DryRun:
-    """What ``--dry-run`` shows: the preview of a message, and how many would have been sent."""
-
-    def __init__(self, message: EmailMessage, count: int = 1) -> None:
-        self.preview: MessagePreview = preview(message)
-        self.count = count
-
-    @property
-    def note(self) -> str:
-        if self.count == 1:
-            return "Dry run: nothing was sent."
-        return f"Dry run: {self.count} messages would be sent; nothing was sent. The first:"
-
-    def __repr__(self) -> str:
-        return f"{self.note}\n{self.preview}"
-
-    def _repr_html_(self) -> str:
-        return f"<p><strong>{html.escape(self.note)}</strong></p>{self.preview._repr_html_()}"
-
-
-class LabMailbox:
-    """What the lab received: one preview per message, with the role, TLS and login it used."""
-
-    def __init__(self, received: Iterable[Any]) -> None:
-        self.received = list(received)
-
-    @staticmethod
-    def _head(number: int, item: Any) -> str:
-        return (
-            f"#{number} on the {item.role} role, "
-            f"{'TLS' if item.tls else 'no TLS'}, "
-            f"{'logged in' if item.authenticated else 'no login'}, "
-            f"envelope {item.mail_from} -> {', '.join(item.rcpt_tos)}"
-        )
-
-    def __repr__(self) -> str:
-        if not self.received:
-            return "The lab has received no messages yet."
-        blocks = [
-            f"{self._head(n, item)}\n" + _indent(str(preview(item.message)))
-            for n, item in enumerate(self.received, start=1)
-        ]
-        return f"The lab received {len(self.received)} message(s):\n\n" + "\n\n".join(blocks)
-
-    def _repr_html_(self) -> str:
-        if not self.received:
-            return "<p>The lab has received no messages yet.</p>"
-        items = "".join(
-            f"<li><p>{html.escape(self._head(n, item))}</p>{preview(item.message)._repr_html_()}</li>"
-            for n, item in enumerate(self.received, start=1)
-        )
-        return f"<p>The lab received {len(self.received)} message(s):</p><ol>{items}</ol>"
-
-
-def _show(obj: Any) -> None:
-    """Display a report or preview: its readable text as text/plain, its HTML as text/html."""
-    display(obj)
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"  {line}" for line in text.splitlines())
 
 
 @magics_class
@@ -541,54 +381,6 @@ class SendMailMagics(Magics):
         from smtp_magic.widget import SendMailForm
 
         display(SendMailForm(settings=self.defaults.build_settings(), namespace=self._ip.user_ns))
-
-
-def _status(lab: LabServer) -> str:
-    ports = lab.ports
-    lines = ["Lab running on 127.0.0.1 (nothing leaves this machine):"]
-    lines += [f"  plays port {role:<3} on 127.0.0.1:{ports[role]}" for role in sorted(ports)]
-    lines.append(f"  CA certificate: {lab.cafile}")
-    lines.append(f"  account: {lab.username} (its password is in the defaults; never shown)")
-    return "\n".join(lines)
-
-
-def _find_defaults(shell: Any) -> SendMail | None:
-    for configurable in getattr(shell, "configurables", ()):
-        if isinstance(configurable, SendMail):
-            return configurable
-    return None
-
-
-def active_settings() -> Settings | None:
-    """The defaults of the loaded extension in the running IPython, or None.
-
-    Includes the lab's settings (and demo password) while ``%smtp_lab`` runs, otherwise
-    ``%config SendMail`` over the SMTP_* variables; no keyring lookup or prompt.
-
-    Raises:
-        SettingsError: a configured value or an SMTP_* variable is invalid.
-    """
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return None
-    shell = get_ipython()
-    defaults = _find_defaults(shell) if shell is not None else None
-    return defaults.build_settings() if defaults is not None else None
-
-
-def active_lab() -> LabServer | None:
-    """The LabServer that ``%smtp_lab start`` runs in this IPython, or None.
-
-    Example: after ``%smtp_lab start``, ``active_lab().messages`` lists what it received.
-    """
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return None
-    shell = get_ipython()
-    defaults = _find_defaults(shell) if shell is not None else None
-    return defaults.lab if defaults is not None else None
 
 
 def load_ipython_extension(ip: Any) -> None:
