@@ -14,18 +14,19 @@ waits on a slow server; ``form.last`` is the :class:`~concurrent.futures.Future`
     form.send_button.click()
     form.last.result(timeout=10)
 
-Passwords: one typed into the Password widget is read when Send is clicked, the widget is
-cleared at once (a widget's value is synced state, which a saved notebook can keep), and the
-password is used for that one send. A password that came with the settings is kept in a private
-attribute and never put into a widget.
+Passwords: one typed into the Password widget is read when any button is clicked (Send,
+Preview or Test connection) and the widget is cleared at once, because a widget's value is synced
+state, which a saved notebook can keep. The typed password then waits in a private attribute
+until the next Send uses it, once, and is never put back into the widget. A password that came
+with the settings is kept in a private attribute and never put into a widget.
+
+The widgets and their layout are :class:`~smtp_magic.formview.FormWidgets`, the checks of the
+fields are :mod:`smtp_magic.formcheck`; this module is what the buttons do.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
-import importlib
-import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from email.message import EmailMessage
@@ -34,9 +35,9 @@ from typing import Any, TypeVar
 
 import ipywidgets as W
 
-from smtp_magic.compose import compose
-from smtp_magic.credentials import keyring_service, with_password
-from smtp_magic.errors import ComposeError, SettingsError, SMTPMagicError
+from smtp_magic import formcheck
+from smtp_magic.errors import SMTPMagicError
+from smtp_magic.formview import SECURITY_CHOICES, FormWidgets, escape, show
 from smtp_magic.preview import preview
 from smtp_magic.probe import probe
 from smtp_magic.report import ProbeReport, SendReport, format_transcript
@@ -47,99 +48,25 @@ __all__ = ["SECURITY_CHOICES", "SendMailForm"]
 
 T = TypeVar("T")
 
-SECURITY_CHOICES: tuple[tuple[str, str], ...] = (
-    ("auto: decide from the port (recommended)", "auto"),
-    ("465: TLS from the first byte (tls)", "tls"),
-    ("587/25: plaintext greeting, then STARTTLS (starttls)", "starttls"),
-    ("plain: no TLS, never with a password", "plain"),
-)
-"""The security dropdown: (label, value) pairs whose labels say what each mode does."""
-
-FIELDS = (
-    "host",
-    "port",
-    "security",
-    "username",
-    "password",
-    "sender",
-    "to",
-    "cc",
-    "subject",
-    "body",
-    "files",
-    "variables",
-)
-"""The names of the input widgets, each with an inline error widget in ``form.errors``."""
-
 MASK = "********"
-ERROR_COLOR = "#b42318"
-_CHECK_ADDRESS = "check@example.org"  # a valid recipient, to check the other fields with compose()
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TYPE_HERE = "typed here, cleared when sent"
+_FROM_SETTINGS = "(from settings)"
+_HELD = "(typed: kept for the next Send only)"
 
 
-def _escape(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _display_bundle(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Format ``obj`` as IPython would: with the running shell's formatter, else by hand.
-
-    ``Output.append_display_data`` calls ``InteractiveShell.instance()``, which outside a kernel
-    creates a shell singleton that later clashes with other shells (MultipleInstanceError).
-    """
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    if shell is not None:
-        data, metadata = shell.display_formatter.format(obj)
-        return dict(data), dict(metadata)
-    bundle: dict[str, Any] = {"text/plain": str(obj)}
-    rich = getattr(obj, "_repr_html_", None)
-    if rich is not None:
-        bundle["text/html"] = rich()
-    return bundle, {}
-
-
-def _show(out: W.Output, obj: Any) -> None:
-    """Append ``obj`` to an Output widget; safe from a worker thread (no ``with out:``)."""
-    data, metadata = _display_bundle(obj)
-    out.outputs = (
-        *out.outputs,
-        {"output_type": "display_data", "data": data, "metadata": metadata},
-    )
-
-
-def _initial_settings(settings: Settings | None) -> tuple[Settings, str | None]:
-    """The settings to start from: those given, else the magic's current defaults, else SMTP_*."""
-    if settings is not None:
-        return settings, None
-    try:
-        magic: Any = importlib.import_module("smtp_magic.magic")
-    except ImportError:  # the magic is optional; a broken install must not break the form
-        magic = None
-    active_settings = getattr(magic, "active_settings", None)
-    try:
-        active = active_settings() if active_settings is not None else None
-        return (active, None) if active is not None else (Settings.from_env(), None)
-    except SettingsError as exc:  # a bad %config value or SMTP_* variable: show it, don't fail
-        return Settings("localhost"), str(exc)
-
-
-def _settings_field(message: str) -> str | None:
-    """Which form field a SettingsError message is about (its messages start with the name)."""
-    if message.startswith(("security", "a password was given without a username")):
-        return "security" if message.startswith("security") else "username"
-    for name in ("host", "port", "username", "password", "sender"):
-        if message.startswith(name):
-            return name
-    return None
-
-
-class SendMailForm:
+class SendMailForm(FormWidgets):
     """A form to write a message, preview it, test the connection and send it.
 
     Shown by ``%sendmail_form``, or by a cell that ends with the form. The form is not itself a
-    widget: it composes widgets, and displays as its ``box``.
+    widget: it composes widgets (those of :class:`~smtp_magic.formview.FormWidgets`), and
+    displays as its ``box``.
+
+    A password typed into ``password`` is taken out of the widget on any click (Send, Preview
+    or Test connection), so the widget's synced state never keeps it; it is held privately until
+    the next Send, which uses it once and drops it, even when a field stops that Send (then the
+    Password field asks for it again). It is never put back into the widget; while it is held,
+    the field's placeholder says so. A password given in ``settings`` is held privately for
+    every send and the field shows "(from settings)".
 
     Args:
         settings: Where and how to connect, e.g. ``lab.settings(587)``. Default: the defaults
@@ -157,112 +84,21 @@ class SendMailForm:
     def __init__(
         self, settings: Settings | None = None, *, namespace: Mapping[str, object] | None = None
     ) -> None:
-        base, problem = _initial_settings(settings)
+        base, problem = formcheck.initial_settings(settings)
         self._base = dataclasses.replace(base, password=None)
         # A password from the settings stays here and never enters a widget (widget values are
-        # synced state that a saved notebook can keep).
+        # synced state that a saved notebook can keep); so does a typed one, until the next Send.
         self._settings_password = base.password
+        self._typed_password: str | None = None
         self._namespace = namespace
         self._pool: ThreadPoolExecutor | None = None
         self._busy = False
-        self._general: list[str] = []
+        self._problems = formcheck.Problems()
         self.last: Future[Any] | None = None
-
-        wide = W.Layout(width="40em")
-        style = {"description_width": "8em"}
-
-        def text(description: str, value: str | None, placeholder: str) -> W.Text:
-            return W.Text(
-                value=value or "",
-                description=description,
-                placeholder=placeholder,
-                layout=wide,
-                style=style,
-            )
-
-        self.host = text("Host", base.host, "smtp.example.org")
-        self.port = W.IntText(value=base.port, description="Port", style=style)
-        self.security = W.Dropdown(
-            options=list(SECURITY_CHOICES),
-            value=base.security,
-            description="Security",
-            layout=wide,
-            style=style,
-        )
-        self.username = text("Username", base.username, "alice (empty: no login)")
-        self.password = W.Password(
-            value="",
-            description="Password",
-            placeholder="(from settings)" if base.password else "typed here, cleared when sent",
-            layout=wide,
-            style=style,
-        )
-        self.sender = text("From", base.sender, "alice@example.org")
-        self.to = text("To", "", "bob@example.org, Carol <carol@example.org>")
-        self.cc = text("Cc", "", "optional, comma-separated")
-        self.subject = text("Subject", "", "what the message is about")
-        self.body = W.Textarea(
-            value="",
-            description="Body",
-            placeholder="Markdown: **bold**, lists, tables, links",
-            rows=8,
-            layout=wide,
-            style=style,
-        )
-        self.files = W.FileUpload(multiple=True, description="Attach files")
-        self.variables = text("Variables", "", "names to attach, e.g. df, fig")
-
-        self.send_button = W.Button(description="Send", button_style="primary", icon="paper-plane")
-        self.preview_button = W.Button(description="Preview", icon="eye")
-        self.test_button = W.Button(description="Test connection", icon="plug")
-        self.buttons = (self.send_button, self.preview_button, self.test_button)
+        super().__init__(base, password_placeholder=self._password_placeholder())
         self.send_button.on_click(self._guard(self._on_send))
         self.preview_button.on_click(self._guard(self._on_preview))
         self.test_button.on_click(self._guard(self._on_test))
-
-        self.status = W.HTML(value="")
-        self.progress = W.IntProgress(
-            value=0, min=0, max=1, description="Recipients", style=style, layout=W.Layout()
-        )
-        self.progress.layout.display = "none"
-        self.output = W.Output()
-
-        self.errors: dict[str, W.HTML] = {}
-        rows: dict[str, W.Widget] = {}
-        for name in FIELDS:
-            widget: W.Widget = getattr(self, name)
-            widget.add_class(f"smtp-magic-{name}")
-            error = W.HTML(value="", layout=W.Layout(display="none", margin="0 0 0 8.5em"))
-            error.add_class(f"smtp-magic-{name}-error")
-            self.errors[name] = error
-            rows[name] = W.VBox([widget, error])
-        for name, widget in (
-            ("send", self.send_button),
-            ("preview", self.preview_button),
-            ("test", self.test_button),
-            ("status", self.status),
-            ("progress", self.progress),
-            ("output", self.output),
-        ):
-            widget.add_class(f"smtp-magic-{name}")
-
-        def heading(text: str) -> W.HTML:
-            return W.HTML(f"<b>{_escape(text)}</b>")
-
-        self.box = W.VBox(
-            [
-                heading("Server"),
-                *(rows[n] for n in ("host", "port", "security", "username", "password")),
-                W.HBox([self.test_button]),
-                heading("Message"),
-                *(rows[n] for n in ("sender", "to", "cc", "subject", "body", "files", "variables")),
-                W.HBox([self.send_button, self.preview_button]),
-                self.progress,
-                self.status,
-                self.output,
-            ]
-        )
-        self.box.add_class("smtp-magic-form")
         if problem:
             self._status_error("SettingsError", problem)
 
@@ -275,7 +111,7 @@ class SendMailForm:
         return bundle
 
     def __repr__(self) -> str:
-        password = repr(MASK) if self._settings_password else None
+        password = repr(MASK) if self._typed_password or self._settings_password else None
         return (
             f"SendMailForm(host={self.host.value!r}, port={self.port.value!r}, "
             f"security={self.security.value!r}, username={self.username.value or None!r}, "
@@ -285,15 +121,10 @@ class SendMailForm:
 
     def close(self) -> None:
         """Close the widgets and stop the worker thread (after the running action, if any)."""
+        self._typed_password = None
         if self._pool is not None:
             self._pool.shutdown(wait=False)
-        for widget in (*self.box.children, self.box):
-            widget.close()
-        for name in FIELDS:
-            getattr(self, name).close()
-            self.errors[name].close()
-        for widget in (*self.buttons, self.status, self.progress, self.output):
-            widget.close()
+        super().close()
 
     # -- the three buttons -----------------------------------------------------------------
 
@@ -301,6 +132,7 @@ class SendMailForm:
         """Wrap a click handler so that an exception ends in the status (ipywidgets hides it)."""
 
         def on_click(_button: W.Button) -> None:
+            self._take_password()  # first, whatever the button and whatever happens next
             if self._busy:  # a click that arrived before the buttons were disabled
                 return
             try:
@@ -310,20 +142,33 @@ class SendMailForm:
 
         return on_click
 
-    def _on_send(self) -> None:
-        # Read the typed password and clear the widget first, whatever happens next.
+    def _take_password(self) -> None:
+        """Move a typed password out of the widget (synced state) into a private attribute."""
         typed = self.password.value
-        self.password.value = ""
+        if typed:
+            self._typed_password = typed
+            self.password.value = ""
+            self.password.placeholder = self._password_placeholder()
+
+    def _password_placeholder(self) -> str:
+        if self._typed_password:
+            return _HELD
+        return _FROM_SETTINGS if self._settings_password else _TYPE_HERE
+
+    def _on_send(self) -> None:
+        # This send uses the typed password, if any, and drops it whatever happens next.
+        typed, self._typed_password = self._typed_password, None
+        self.password.placeholder = self._password_placeholder()
         self._clear_errors()
         password = typed or self._settings_password
         settings = self._settings(password)
         message = self._message()
         if settings is None or message is None:
             if typed:
-                self._field_error(
+                self._problems.add(
                     "password", "The password you typed was cleared for safety: type it again."
                 )
-            self.status.value = self._problem_summary()
+            self.status.value = self._problem_summary(self._problems)
             return
         recipients = [
             a for _n, a in getaddresses(message.get_all("To", []) + message.get_all("Cc", [])) if a
@@ -347,19 +192,19 @@ class SendMailForm:
 
         who = ", ".join(recipients)
         self._start(
-            f"Sending to {_escape(who)} via {_escape(settings.address)}...", job, secrets=secrets
+            f"Sending to {escape(who)} via {escape(settings.address)}...", job, secrets=secrets
         )
 
     def _on_preview(self) -> None:
         self._clear_errors()
         message = self._message()
         if message is None:
-            self.status.value = self._problem_summary()
+            self.status.value = self._problem_summary(self._problems)
             return
         self.output.outputs = ()
 
         def job() -> EmailMessage:
-            _show(self.output, preview(message))
+            show(self.output, preview(message))
             self.status.value = "Preview below: nothing was sent."
             return message
 
@@ -369,7 +214,7 @@ class SendMailForm:
         self._clear_errors()
         settings = self._server_settings()
         if settings is None:
-            self.status.value = self._problem_summary()
+            self.status.value = self._problem_summary(self._problems)
             return
         assert settings.port is not None
         port = settings.port
@@ -379,7 +224,7 @@ class SendMailForm:
             report = probe(
                 settings.host, ports=(port,), cafile=settings.cafile, timeout=settings.timeout
             )
-            _show(self.output, report)
+            show(self.output, report)
             found = report[port]
             if not found.reachable:
                 verdict = f"{settings.address} is unreachable: {found.note}"
@@ -394,10 +239,10 @@ class SendMailForm:
                     verdict += f": use security='{found.recommended}' (or 'auto')"
                 if found.note:
                     verdict += f". {found.note}"
-            self.status.value = f"<b>Test connection</b>: {_escape(verdict)}"
+            self.status.value = f"<b>Test connection</b>: {escape(verdict)}"
             return report
 
-        self._start(f"Testing {_escape(settings.address)}...", job)
+        self._start(f"Testing {escape(settings.address)}...", job)
 
     # -- running work off the kernel thread ------------------------------------------------
 
@@ -432,163 +277,48 @@ class SendMailForm:
     # -- validation ------------------------------------------------------------------------
 
     def _clear_errors(self) -> None:
-        self._general = []
-        for error in self.errors.values():
-            error.value = ""
-            error.layout.display = "none"
-
-    def _field_error(self, name: str, text: str) -> None:
-        error = self.errors[name]
-        if error.value:  # keep the first problem of each field
-            return
-        error.value = f"<span style='color:{ERROR_COLOR}'>{_escape(text)}</span>"
-        error.layout.display = ""
-
-    def _problem_summary(self) -> str:
-        names = [n for n in FIELDS if self.errors[n].value]
-        shown = ", ".join(getattr(self, n).description for n in names)
-        lines = [f"Nothing was sent: check {shown or 'the form'}.", *self._general]
-        return "".join(f"<div style='color:{ERROR_COLOR}'>{_escape(line)}</div>" for line in lines)
+        # Each problem shows next to its field as soon as it is found.
+        self._problems = formcheck.Problems(on_field=self._show_field_error)
+        self._hide_field_errors()
 
     def _server_settings(self) -> Settings | None:
         """Settings of host, port and security, without credentials (enough for Test connection)."""
-        host = self.host.value.strip()
-        try:
-            Settings(host or " ")
-        except SettingsError as exc:
-            self._field_error("host", exc.message)
-        try:
-            Settings("localhost", port=self.port.value)
-        except SettingsError as exc:
-            self._field_error("port", exc.message)
-        if self.errors["host"].value or self.errors["port"].value:
-            return None
-        fields = {"host": host, "port": self.port.value, "security": self.security.value}
-        return self._replace(self._base, username=None, password=None, **fields)
+        return formcheck.server_settings(
+            self._base,
+            self._problems,
+            host=self.host.value,
+            port=self.port.value,
+            security=self.security.value,
+        )
 
     def _settings(self, password: str | None) -> Settings | None:
         """The Settings of this send (password included), or None after showing why not."""
-        server = self._server_settings()
-        if server is None:
-            return None
-        settings = self._replace(
-            server,
-            username=self.username.value.strip() or None,
-            password=password or None,
-            sender=self.sender.value.strip() or None,
+        return formcheck.send_settings(
+            self._base,
+            self._problems,
+            host=self.host.value,
+            port=self.port.value,
+            security=self.security.value,
+            username=self.username.value,
+            password=password,
+            sender=self.sender.value,
         )
-        if settings is None:
-            return None
-        try:
-            # No password typed and none in the settings: try keyring, never a prompt here.
-            return with_password(settings, interactive=False)
-        except SettingsError:
-            self._field_error(
-                "password",
-                f"{settings.username!r} needs a password at {settings.address}: type it here, "
-                f"or store it with `keyring set {keyring_service(settings)} {settings.username}`.",
-            )
-            return None
-
-    def _replace(self, settings: Settings, **changes: Any) -> Settings | None:
-        """``dataclasses.replace``, with a SettingsError shown next to the field it is about."""
-        try:
-            return dataclasses.replace(settings, **changes)
-        except SettingsError as exc:
-            field = _settings_field(exc.message)
-            if field is None:  # e.g. a cafile that the settings passed in name but is gone
-                self._general.append(f"SettingsError: {exc.message}")
-            else:
-                self._field_error(field, exc.message)
-            return None
-
-    def _check(self, name: str, **fields: Any) -> None:
-        """Run compose() on one field, so its rules (and words) decide what is valid."""
-        try:
-            compose(**{"to": _CHECK_ADDRESS, "subject": "", "body": "", **fields})
-        except ComposeError as exc:
-            self._field_error(name, exc.message)
-
-    def _uploads(self) -> list[tuple[str, object]]:
-        """The uploaded files (ipywidgets 8: dicts whose content may be a memoryview)."""
-        return [(str(upload["name"]), bytes(upload["content"])) for upload in self.files.value]
-
-    def _variables(self) -> list[tuple[str, object]]:
-        """The named variables, looked up in the namespace, as compose() attachments."""
-        found: list[tuple[str, object]] = []
-        names = [n.strip() for n in self.variables.value.split(",") if n.strip()]
-        for name in names:
-            if not _NAME.match(name):
-                self._field_error(
-                    "variables", f"{name!r} is not a variable name: give names like df, fig."
-                )
-            elif self._namespace is None:
-                self._field_error(
-                    "variables",
-                    "this form has no namespace to look names up in: create it with "
-                    "SendMailForm(namespace=globals()), or use %sendmail_form.",
-                )
-            elif name not in self._namespace:
-                self._field_error(
-                    "variables",
-                    f"there is no variable {name!r} in the notebook: run its cell first.",
-                )
-            else:
-                found.append((name, self._namespace[name]))
-        return found
 
     def _message(self) -> EmailMessage | None:
         """Compose the message from the fields, or None after showing each problem inline."""
-        sender = self.sender.value.strip()
-        if not sender:
-            self._field_error("sender", "From is required: give your address.")
-        else:
-            self._check("sender", sender=sender)
-        if not self.to.value.strip():
-            self._field_error("to", "To is required: give at least one address.")
-        else:
-            self._check("to", to=self.to.value)
-        if self.cc.value.strip():
-            self._check("cc", cc=self.cc.value)
-        if not self.subject.value.strip():
-            self._field_error("subject", "Subject is required.")
-        else:
-            self._check("subject", subject=self.subject.value)
-        uploads, variables = self._uploads(), self._variables()
-        attachments = uploads + variables
-        if any(self.errors[n].value for n in ("sender", "to", "cc", "subject", "variables")):
-            return None
-        try:
-            return compose(
-                to=self.to.value,
-                cc=self.cc.value,
-                subject=self.subject.value,
-                body=self.body.value,
-                sender=sender,
-                attachments=attachments,
-            )
-        except ComposeError as exc:
-            # Find the attachment at fault, so the message stands next to the right field.
-            for index, attachment in enumerate(attachments):
-                try:
-                    compose(to=_CHECK_ADDRESS, subject="", body="", attachments=[attachment])
-                except ComposeError as one:
-                    field = "files" if index < len(uploads) else "variables"
-                    self._field_error(field, one.message)
-                    return None
-            self._field_error("body", exc.message)
-            return None
+        return formcheck.message(
+            self._problems,
+            sender=self.sender.value,
+            to=self.to.value,
+            cc=self.cc.value,
+            subject=self.subject.value,
+            body=self.body.value,
+            files=self.files.value,
+            names=self.variables.value,
+            namespace=self._namespace,
+        )
 
     # -- the status ------------------------------------------------------------------------
-
-    def _status_error(self, kind: str, text: str, transcript: str = "") -> None:
-        shown = f"<div style='color:{ERROR_COLOR}'><b>{_escape(kind)}</b>: {_escape(text)}</div>"
-        if transcript:
-            shown += (
-                "<details><summary>SMTP transcript</summary>"
-                f"<pre style='font-size:90%'>{_escape(transcript)}</pre></details>"
-            )
-        self.status.value = shown
 
     def _status_exception(self, exc: BaseException, secrets: Iterable[str]) -> None:
         """Show our diagnosis (the words of the magic), or an unexpected error, without secrets."""

@@ -401,6 +401,131 @@ def test_validation_failure_clears_the_typed_password(
     assert form.last is None
 
 
+def every_widget_state() -> str:
+    """``get_state()`` of every widget alive in this process (what a frontend could sync)."""
+    from ipywidgets.widgets import widget
+
+    states = [w.get_state() for w in dict(widget._instances).values()]
+    return json.dumps(states, default=repr)
+
+
+def assert_password_nowhere(form: SendMailForm, password: str) -> None:
+    for text in (repr(form), form.status.value, all_widget_state(form), every_widget_state()):
+        assert password not in text
+        assert auth_plain("demo", password) not in text
+
+
+def test_preview_takes_the_typed_password_for_the_next_send(
+    clean_lab: LabServer, make_form: Callable
+) -> None:
+    form = make_form(clean_lab.settings(587, password=None))
+    fill(form)
+    form.password.value = DEMO_PASSWORD  # as typed in the page
+    form.preview_button.click()
+    assert form.password.value == ""  # cleared at once, on the kernel thread
+    assert form.password.placeholder == "(typed: kept for the next Send only)"
+    assert form.last is not None
+    form.last.result(timeout=WAIT)
+    assert "Preview below" in form.status.value
+    assert_password_nowhere(form, DEMO_PASSWORD)
+    assert "password='********'" in repr(form)  # held for the next Send
+    assert clean_lab.messages == []
+
+    report = click_and_wait(form, form.send_button)  # nothing typed now: the held one is used
+    (received,) = clean_lab.messages
+    assert received.role == 587 and received.tls and received.authenticated
+    assert report.accepted == ("reader@example.org",)
+    assert form.password.value == ""
+    assert form.password.placeholder == "typed here, cleared when sent"
+    assert_password_nowhere(form, DEMO_PASSWORD)
+
+    last = form.last
+    form.send_button.click()  # that Send used it up: stopped before any connection
+    assert "needs a password" in form.errors["password"].value
+    assert form.last is last and len(clean_lab.messages) == 1
+
+
+def test_held_password_is_the_one_typed(clean_lab: LabServer, make_form: Callable) -> None:
+    # The failure that proves the success above was earned: a wrong password typed before
+    # Preview is the one the next Send logs in with.
+    wrong = "typed-wrong-" + secrets.token_hex(8)
+    form = make_form(clean_lab.settings(587, password=None))
+    fill(form)
+    form.password.value = wrong
+    click_and_wait(form, form.preview_button)
+    form.send_button.click()
+    assert form.last is not None
+    with pytest.raises(AuthenticationError):
+        form.last.result(timeout=WAIT)
+    assert clean_lab.messages == []
+    assert_password_nowhere(form, wrong)
+
+
+def test_test_connection_takes_the_typed_password(
+    clean_lab: LabServer, make_form: Callable
+) -> None:
+    form = make_form(clean_lab.settings(587, password=None))
+    fill(form)
+    form.password.value = DEMO_PASSWORD
+    form.test_button.click()
+    assert form.password.value == ""
+    assert form.last is not None
+    form.last.result(timeout=WAIT)
+    assert "offers STARTTLS" in form.status.value
+    assert_password_nowhere(form, DEMO_PASSWORD)
+
+    click_and_wait(form, form.send_button)
+    (received,) = clean_lab.messages
+    assert received.authenticated
+    assert_password_nowhere(form, DEMO_PASSWORD)
+
+
+def test_click_that_stops_early_still_takes_the_password(
+    clean_lab: LabServer, make_form: Callable
+) -> None:
+    form = make_form(clean_lab.settings(587, password=None))
+    fill(form, host="")  # Preview stops on the To field, Test connection on the host
+    form.to.value = ""
+    for button in (form.preview_button, form.test_button):
+        form.password.value = DEMO_PASSWORD
+        button.click()
+        assert form.password.value == ""
+        assert "Nothing was sent" in form.status.value
+        assert DEMO_PASSWORD not in every_widget_state()
+    assert form.last is None
+
+
+def test_send_that_fails_validation_drops_a_held_password(
+    clean_lab: LabServer, make_form: Callable
+) -> None:
+    form = make_form(clean_lab.settings(587, password=None))
+    fill(form)
+    form.password.value = DEMO_PASSWORD
+    click_and_wait(form, form.preview_button)
+    previewed = form.last
+    form.to.value = ""
+    form.send_button.click()  # stopped by the To field: the held password is dropped
+    assert "type it again" in form.errors["password"].value
+    assert form.password.value == ""  # never put back into the widget
+    form.to.value = "reader@example.org"
+    form.send_button.click()
+    assert "needs a password" in form.errors["password"].value
+    assert form.last is previewed and clean_lab.messages == []
+
+
+def test_settings_password_with_preview_and_test(clean_lab: LabServer, make_form: Callable) -> None:
+    form = make_form(clean_lab.settings(587))
+    fill(form)
+    click_and_wait(form, form.preview_button)
+    click_and_wait(form, form.test_button)
+    assert form.password.placeholder == "(from settings)"
+    click_and_wait(form, form.send_button)
+    click_and_wait(form, form.send_button)  # the settings' password is not used up
+    assert len(clean_lab.messages) == 2
+    assert form.password.placeholder == "(from settings)"
+    assert_password_nowhere(form, DEMO_PASSWORD)
+
+
 # -- where the form starts from ------------------------------------------------------------
 
 
