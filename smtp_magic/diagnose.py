@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import smtplib
 import socket
 import ssl
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from smtp_magic import errors
@@ -14,7 +12,7 @@ from smtp_magic import errors
 if TYPE_CHECKING:
     from smtp_magic.connect import Session
 
-__all__ = ["translate"]
+__all__ = ["explain"]
 
 # OpenSSL reasons for "the peer does not speak TLS" (research/tls-lab.md section 3): a plaintext
 # greeting reads as "wrong version number" on OpenSSL 3.0 to 4.0, other bytes as the rest.
@@ -50,18 +48,6 @@ _VERIFY_REASONS = {
 def _reply_text(reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     return " ".join(text.split())
-
-
-@contextlib.contextmanager
-def translate(session: Session) -> Iterator[None]:
-    """Turn any low-level exception raised inside the block into an explained SMTPMagicError."""
-    try:
-        yield
-    except errors.SMTPMagicError:
-        raise
-    except Exception as exc:
-        error = explain(exc, session)
-        raise error from exc
 
 
 def explain(exc: BaseException, session: Session) -> errors.SMTPMagicError:
