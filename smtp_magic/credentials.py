@@ -25,9 +25,10 @@ def _from_keyring(settings: Settings) -> str | None:
     except ImportError:
         return None
     try:
-        return keyring.get_password(keyring_service(settings), settings.username or "")
+        found = keyring.get_password(keyring_service(settings), settings.username or "")
     except Exception:  # no usable backend, a locked store: the prompt is the next source
         return None
+    return found if isinstance(found, str) else None
 
 
 def with_password(settings: Settings, *, interactive: bool = True) -> Settings:
