@@ -20,6 +20,7 @@ Without inline images there is no multipart/related; without attachments no mult
 from __future__ import annotations
 
 import email.policy
+import functools
 import html
 import io
 import mimetypes
@@ -32,8 +33,6 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formatdate, make_msgid
 from typing import Any, Literal
-
-from markdown_it import MarkdownIt
 
 from smtp_magic.errors import ComposeError
 from smtp_magic.htmltext import html_to_text
@@ -66,12 +65,19 @@ HTML_STYLE = (
     "img{max-width:100%}"
 )
 
-_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable("table")
 _HEADERS = HeaderRegistry()
 _COMPRESSED = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
 
 
 _LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+@functools.cache
+def _markdown() -> Any:
+    """The Markdown renderer, built on first use: ``import smtp_magic`` need not load it."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table")
 
 
 def _short(value: str) -> str:
@@ -425,7 +431,7 @@ def compose(
     if template_vars is None:
         text_body = html_to_text(body) if format == "html" else body
         if format == "markdown":
-            html_body = _MARKDOWN.render(body)
+            html_body = _markdown().render(body)
         elif format == "html":
             html_body = body
     else:
@@ -439,7 +445,7 @@ def compose(
         else:
             rendered = render(body, template_vars, mode="html", domain=domain, label=label)
             if format == "markdown":
-                html_body = _MARKDOWN.render(rendered.text)
+                html_body = _markdown().render(rendered.text)
                 text_body = render(
                     body, template_vars, mode="text", domain=domain, label=label
                 ).text
