@@ -356,6 +356,15 @@ class Dialog:
     replies: dict[str, Reply] = field(default_factory=dict)
     after_data: Reply = "250 2.0.0 OK queued"
 
+    def answer(self, where: str, reply: Reply) -> None:
+        """Override the reply at ``where``: "greeting", "end" (after the data), or a command word."""
+        if where == "greeting":
+            self.greeting = reply  # type: ignore[assignment]
+        elif where == "end":
+            self.after_data = reply
+        else:
+            self.replies[where] = reply
+
     def __call__(self, peer: Peer) -> None:
         encrypted = False
         if self.implicit:

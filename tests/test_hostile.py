@@ -318,12 +318,7 @@ def test_refusal_is_temporary_or_permanent(
     certs: Certs, where: str, code: int, reply: str, kind: type[RejectedError]
 ) -> None:
     dialog = Dialog(tls=certs.server_context())
-    if where == "greeting":
-        dialog.greeting = reply
-    elif where == "end":
-        dialog.after_data = reply
-    else:
-        dialog.replies[where] = reply
+    dialog.answer(where, reply)
     with scripted(dialog) as server:
         outcome = timed(lambda: send(message(), settings_for(server.port, certs)))
     error = outcome.error

@@ -192,12 +192,7 @@ def test_any_server_reply_gives_a_result_or_a_documented_error(
 ) -> None:
     server, dialog = fuzz_server
     dialog.greeting, dialog.replies, dialog.after_data = "220 fuzz", {}, "250 OK"
-    if where == "greeting":
-        dialog.greeting = reply
-    elif where == "end":
-        dialog.after_data = reply
-    else:
-        dialog.replies[where] = reply
+    dialog.answer(where, reply)
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.org", "fuzz"
     message.set_content("fuzz\n")
