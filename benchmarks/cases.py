@@ -17,7 +17,7 @@ from typing import Any
 
 from smtp_magic import Settings, compose, send
 from smtp_magic.bulk import send_many
-from smtp_magic.connect import forget_auto_choices
+from smtp_magic.smtp.session import forget_auto_choices
 
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"

@@ -13,7 +13,7 @@ import socket
 import sys
 from contextlib import ExitStack
 
-from smtp_magic.lab import LabServer
+from smtp_magic.lab.server import LabServer
 
 STANDARD_PORT = 2525  # connect.STANDARD_PORTS: security="auto" uses STARTTLS without waiting
 

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from smtp_magic.bulk import BulkReport, MessageResult, send_many
-from smtp_magic.compose import compose
 from smtp_magic.errors import (
     AuthenticationError,
     CertificateError,
@@ -35,15 +34,16 @@ from smtp_magic.errors import (
     TLSHandshakeError,
     TLSUnavailableError,
 )
-from smtp_magic.preview import MessagePreview, preview
+from smtp_magic.message.compose import compose
+from smtp_magic.message.preview import MessagePreview, preview
 from smtp_magic.probe import probe
 from smtp_magic.report import PortProbe, ProbeReport, SendReport
 from smtp_magic.send import send
 from smtp_magic.settings import Settings
 
 if _TYPE_CHECKING:
-    from smtp_magic.lab import LabServer, ReceivedMessage
-    from smtp_magic.widget import SendMailForm
+    from smtp_magic.lab.server import LabServer, ReceivedMessage
+    from smtp_magic.notebook.form import SendMailForm
 
 __version__ = "0.1.0"
 
@@ -88,9 +88,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "LabServer": "smtp_magic.lab",
-    "ReceivedMessage": "smtp_magic.lab",
-    "SendMailForm": "smtp_magic.widget",
+    "LabServer": "smtp_magic.lab.server",
+    "ReceivedMessage": "smtp_magic.lab.server",
+    "SendMailForm": "smtp_magic.notebook.form",
 }
 
 
@@ -112,13 +112,13 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: _Any) -> None:
     """``%load_ext smtp_magic``: register %%sendmail, %smtp_probe, %smtp_lab and %sendmail_form."""
-    from smtp_magic.magic import load_ipython_extension as load
+    from smtp_magic.notebook.magic import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: _Any) -> None:
     """``%unload_ext smtp_magic``: remove the magics again."""
-    from smtp_magic.magic import unload_ipython_extension as unload
+    from smtp_magic.notebook.magic import unload_ipython_extension as unload
 
     unload(ipython)

@@ -10,7 +10,6 @@ from email.utils import getaddresses, make_msgid
 from typing import Any
 
 from smtp_magic.bulkreport import BulkReport, MessageResult, Status
-from smtp_magic.connect import Session, open_session
 from smtp_magic.errors import (
     ComposeError,
     ConnectionLostError,
@@ -22,6 +21,7 @@ from smtp_magic.errors import (
 )
 from smtp_magic.send import Outgoing, prepare
 from smtp_magic.settings import Settings
+from smtp_magic.smtp.session import Session, open_session
 
 __all__ = ["BulkReport", "MessageResult", "Status", "last_report", "send_many"]
 
@@ -81,7 +81,34 @@ def send_many(
             connections=run.connections,
             security=run.security,
             elapsed=run.elapsed,
+            resume_with=_resume,
         )
+        run.finish(report)
+    return report
+
+
+def _resume(previous: BulkReport, settings: Settings, progress: bool) -> BulkReport:
+    """Send the "unsent" messages of ``previous``; the merged report (see ``BulkReport.resume``)."""
+    todo = [r.index for r in previous.results if r.status == "unsent"]
+    run = _Run(previous.messages, settings, progress)
+    try:
+        run.send(todo)
+    finally:
+        merged = dict(enumerate(previous.results))
+        merged.update(run.results)
+        report = BulkReport(
+            [merged[i] for i in range(len(previous.messages))],
+            previous.messages,
+            settings,
+            error=run.error,
+            interrupted=run.interrupted,
+            connections=previous.connections + run.connections,
+            security=run.security or previous.security,
+            elapsed=previous.elapsed + run.elapsed,
+            resume_with=_resume,
+        )
+        if any(r.status not in ("unsent", "invalid") for r in run.results.values()):
+            previous._successor = report  # a second resume() there must not resend these
         run.finish(report)
     return report
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -89,6 +89,7 @@ class BulkReport:
         connections: int = 0,
         security: str | None = None,
         elapsed: float = 0.0,
+        resume_with: Callable[[BulkReport, Settings, bool], BulkReport] | None = None,
     ) -> None:
         self.results: tuple[MessageResult, ...] = tuple(results)
         self.messages: tuple[object, ...] = tuple(messages)
@@ -99,6 +100,7 @@ class BulkReport:
         self.security = security
         self.elapsed = elapsed
         self._successor: BulkReport | None = None
+        self._resume_with = resume_with or _cannot_resume
 
     # -- the results by status ----------------------------------------------------------
     def _with(self, status: Status) -> list[MessageResult]:
@@ -167,33 +169,11 @@ class BulkReport:
         """
         if self._successor is not None:
             return self._successor.resume(settings, progress=progress)
-        settings = settings or self.settings
-        todo = [r.index for r in self.results if r.status == "unsent"]
-        if not todo:
+        if not any(r.status == "unsent" for r in self.results):
             return self
-        # Imported here: smtp_magic.bulk, which sends, imports this module for its results.
-        from smtp_magic.bulk import _Run
-
-        run = _Run(self.messages, settings, progress)
-        try:
-            run.send(todo)
-        finally:
-            merged = dict(enumerate(self.results))
-            merged.update(run.results)
-            report = BulkReport(
-                [merged[i] for i in range(len(self.messages))],
-                self.messages,
-                settings,
-                error=run.error,
-                interrupted=run.interrupted,
-                connections=self.connections + run.connections,
-                security=run.security or self.security,
-                elapsed=self.elapsed + run.elapsed,
-            )
-            if any(r.status not in ("unsent", "invalid") for r in run.results.values()):
-                self._successor = report  # a second resume() here must not resend these
-            run.finish(report)
-        return report
+        # The sending side (smtp_magic.bulk) hands its resume function to the report it
+        # builds, so this module needs no import of it.
+        return self._resume_with(self, settings or self.settings, progress)
 
     # -- display ------------------------------------------------------------------------
     def _counts(self) -> list[tuple[Status, int]]:
@@ -321,3 +301,7 @@ def _detail(result: MessageResult) -> str:
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _cannot_resume(report: BulkReport, settings: Settings, progress: bool) -> BulkReport:
+    raise TypeError("this BulkReport was not made by send_many, so it cannot resume sending")

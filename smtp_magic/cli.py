@@ -9,43 +9,22 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from smtp_magic.compose import compose
-from smtp_magic.credentials import with_password
+from smtp_magic.auth.credentials import with_password
 from smtp_magic.errors import SMTPMagicError
-from smtp_magic.preview import preview
+from smtp_magic.message.compose import compose
+from smtp_magic.message.preview import preview
+from smtp_magic.options import port_type, seconds_type
 from smtp_magic.probe import DEFAULT_PROBE_PORTS, probe
 from smtp_magic.send import send
 from smtp_magic.settings import SECURITY_MODES, Security, Settings
 
-__all__ = ["build_parser", "main", "port_type", "seconds_type"]
+__all__ = ["build_parser", "main"]
 
 _ROLES = (25, 465, 587)
 
 
-def port_type(text: str) -> int:
-    """argparse type for a TCP port; shared with the magics."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
-    return value
-
-
-def seconds_type(text: str) -> float:
-    """argparse type for a positive number of seconds; shared with the magics."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
-    return value
-
-
 def _demo(args: argparse.Namespace) -> int:
-    from smtp_magic.lab import LabServer
+    from smtp_magic.lab.server import LabServer
 
     out = args.out
     with LabServer() as lab:
@@ -107,7 +86,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from smtp_magic.lab import LabServer
+    from smtp_magic.lab.server import LabServer
 
     out = args.out
     lab = LabServer(directory=args.directory)

@@ -6,11 +6,11 @@ import dataclasses
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from smtp_magic import tls
-from smtp_magic.connect import Session
 from smtp_magic.errors import CertificateError, ConnectError, SettingsError, SMTPMagicError
 from smtp_magic.report import PortProbe, ProbeReport, TLSInfo
 from smtp_magic.settings import DEFAULT_GREETING_WAIT, Settings
+from smtp_magic.smtp import tls
+from smtp_magic.smtp.session import Session
 
 __all__ = ["probe"]
 

@@ -11,10 +11,10 @@ from email.policy import Policy
 from email.utils import getaddresses
 from typing import Any
 
-from smtp_magic.connect import Delivery, Session, open_session
 from smtp_magic.errors import ComposeError
 from smtp_magic.report import SendReport
 from smtp_magic.settings import Settings
+from smtp_magic.smtp.session import Delivery, Session, open_session
 
 __all__ = ["Outgoing", "prepare", "report_for", "send"]
 
@@ -56,7 +56,7 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
     if not isinstance(message, EmailMessage):
         raise ComposeError(
             f"send() takes an email.message.EmailMessage, not {type(message).__name__}: "
-            "build one with smtp_magic.compose(...)."
+            "build one with smtp_magic.message.compose(...)."
         )
     # A shallow copy with its own header list, so that adding From or removing Bcc leaves the
     # caller's message alone (copy.copy alone shares the list). A deepcopy would be safer still

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from smtp_magic.connect import forget_auto_choices
-from smtp_magic.lab import LabServer
+from smtp_magic.lab.server import LabServer
+from smtp_magic.smtp.session import forget_auto_choices
 
 # Notebooks that tests write or open (e.g. for the browser test) are data, not nbval tests;
 # the tutorials in notebooks/ are the ones nbval checks.

@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from smtp_magic.lab import DEMO_PASSWORD, DEMO_SENDER, DEMO_USERNAME, LabServer
+from smtp_magic.lab.server import DEMO_PASSWORD, DEMO_SENDER, DEMO_USERNAME, LabServer
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +46,7 @@ RUN_WAIT = 15_000  # milliseconds for the form to appear after Run All Cells
 # The cell the user runs: the password is not in it; the person types it into the page.
 FORM_CELL = """\
 from smtp_magic.settings import Settings
-from smtp_magic.widget import SendMailForm
+from smtp_magic.notebook.form import SendMailForm
 
 settings = Settings(
     "127.0.0.1", port={port}, security="auto", username={username!r},

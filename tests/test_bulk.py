@@ -18,7 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from smtp_magic import bulk, compose
 from smtp_magic.bulk import BulkReport, send_many
 from smtp_magic.errors import ComposeError, ConnectError, ConnectionLostError, RejectedError
-from smtp_magic.lab import LabServer
+from smtp_magic.lab.server import LabServer
 from smtp_magic.settings import Settings
 
 HOST = "127.0.0.1"

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from smtp_magic.cli import main
-from smtp_magic.lab import LabServer
+from smtp_magic.lab.server import LabServer
 
 
 def test_demo_shows_three_sends_and_two_diagnoses() -> None:

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smtp_magic.compose import compose, html_to_text
 from smtp_magic.errors import ComposeError
+from smtp_magic.message.compose import compose, html_to_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TO = "bob@example.org"
@@ -542,7 +542,7 @@ def test_html_to_text() -> None:
 def test_compose_imports_without_pandas_or_matplotlib() -> None:
     code = (
         "import sys\n"
-        "from smtp_magic.compose import compose\n"
+        "from smtp_magic.message.compose import compose\n"
         "assert 'pandas' not in sys.modules and 'matplotlib' not in sys.modules\n"
         "m = compose(to='a@example.org', subject='s', body='x', attachments=[b'1'])\n"
         "print(m.get_content_type())\n"

@@ -9,8 +9,8 @@ import keyring.backend
 import pytest
 
 from smtp_magic import Settings, SettingsError, compose, send
-from smtp_magic.credentials import keyring_service, with_password
-from smtp_magic.lab import LabServer
+from smtp_magic.auth.credentials import keyring_service, with_password
+from smtp_magic.lab.server import LabServer
 
 
 class _MemoryKeyring(keyring.backend.KeyringBackend):

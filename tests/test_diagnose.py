@@ -23,7 +23,7 @@ from smtp_magic import (
     errors,
     send,
 )
-from smtp_magic.lab import LabServer
+from smtp_magic.lab.server import LabServer
 from tests.hostile import (
     HOST,
     SECRET,

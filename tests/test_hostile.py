@@ -30,8 +30,8 @@ from smtp_magic import (
     TLSUnavailableError,
     send,
 )
-from smtp_magic.connect import Session
-from smtp_magic.lab import LabServer
+from smtp_magic.lab.server import LabServer
+from smtp_magic.smtp.session import Session
 from tests.hostile import (
     HOST,
     SECRET,

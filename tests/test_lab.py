@@ -1,4 +1,4 @@
-"""Tests for smtp_magic.lab: real TCP and real TLS against the three roles, no mocks."""
+"""Tests for smtp_magic.lab.server: real TCP and real TLS against the three roles, no mocks."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from smtp_magic.lab import DEFAULT_PORTS, DEMO_PASSWORD, DEMO_USERNAME, LabServer, _bind
+from smtp_magic.lab.server import DEFAULT_PORTS, DEMO_PASSWORD, DEMO_USERNAME, LabServer, _bind
 
 ANY_PORTS = {25: 0, 465: 0, 587: 0}  # ephemeral ports, so tests never fight over 8025/8465/8587
 

@@ -1,4 +1,4 @@
-"""Tests for smtp_magic.magic: %%sendmail and friends in a real IPython shell, against the lab.
+"""Tests for smtp_magic.notebook.magic: %%sendmail and friends in a real IPython shell, against the lab.
 
 Sending behaviours run twice through one parametrised fixture (``mail``): once through the
 Python API (``send(compose(...), settings)``) and once through ``%%sendmail``, and assert on what
@@ -31,8 +31,8 @@ from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 from smtp_magic import ComposeError, SecurityMismatchError, compose, send
-from smtp_magic.lab import DEMO_PASSWORD, LabServer
-from smtp_magic.magic import PASSWORD_REFUSED, SendMail, active_settings
+from smtp_magic.lab.server import DEMO_PASSWORD, LabServer
+from smtp_magic.notebook.magic import PASSWORD_REFUSED, SendMail, active_settings
 
 SENDER = "analyst@lab.localhost"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smtp_magic.lab import DEMO_PASSWORD
+from smtp_magic.lab.server import DEMO_PASSWORD
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 

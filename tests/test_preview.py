@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from smtp_magic.compose import compose
-from smtp_magic.preview import MessagePreview, human_size, preview, summarize_attachments
+from smtp_magic.message.compose import compose
+from smtp_magic.message.preview import MessagePreview, human_size, preview, summarize_attachments
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

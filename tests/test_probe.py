@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from smtp_magic import ProbeReport, SettingsError, probe
-from smtp_magic.lab import LabServer
+from smtp_magic.lab.server import LabServer
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from smtp_magic import (
     compose,
     send,
 )
-from smtp_magic.lab import LabServer
+from smtp_magic.lab.server import LabServer
 from smtp_magic.send import prepare
 from tests.hostile import HOST, Dialog, ScriptedServer
 

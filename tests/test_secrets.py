@@ -46,9 +46,9 @@ from smtp_magic import (
     send,
     send_many,
 )
-from smtp_magic.connect import forget_auto_choices
-from smtp_magic.lab import DEMO_PASSWORD, DEMO_USERNAME, LabServer
+from smtp_magic.lab.server import DEMO_PASSWORD, DEMO_USERNAME, LabServer
 from smtp_magic.report import format_transcript
+from smtp_magic.smtp.session import forget_auto_choices
 
 SECRET = "Zq8#secret-Pa55w0rd!"  # the account's password: distinctive, and unchanged by escaping
 WRONG = "Wx3#wrong-Tr1cky-Pw!"  # a wrong password a user might type: it must not show either
@@ -296,7 +296,7 @@ def widget_states(root: Any) -> list[dict[str, Any]]:
 
 
 def exercise_widget(lab: LabServer, corpus: Corpus) -> None:
-    from smtp_magic.widget import SendMailForm
+    from smtp_magic.notebook.form import SendMailForm
 
     before = set(live_widgets())
     without_password = dataclasses.replace(lab.settings(587), password=None)
@@ -548,7 +548,7 @@ except SMTPMagicError as exc:
     ),
     (
         """\
-from smtp_magic.widget import SendMailForm
+from smtp_magic.notebook.form import SendMailForm
 
 form = SendMailForm(dataclasses.replace(settings, password=None), namespace=globals())
 form""",

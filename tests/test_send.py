@@ -15,10 +15,10 @@ from smtp_magic import (
     compose,
     send,
 )
-from smtp_magic.connect import STANDARD_PORTS, open_session
-from smtp_magic.lab import LabServer
+from smtp_magic.lab.server import LabServer
 from smtp_magic.report import format_transcript
 from smtp_magic.send import prepare
+from smtp_magic.smtp.session import STANDARD_PORTS, open_session
 
 
 def _message(subject: str = "Lab test", **kwargs: object):  # type: ignore[no-untyped-def]

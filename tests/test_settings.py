@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from smtp_magic import Settings, SettingsError
-from smtp_magic.tls import client_context
+from smtp_magic.smtp.tls import client_context
 
 
 @pytest.mark.parametrize(

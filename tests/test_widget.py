@@ -8,9 +8,7 @@ import io
 import json
 import secrets
 import socket
-import sys
 import threading
-import types
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,10 @@ from smtp_magic.errors import (
     SettingsError,
     SMTPMagicError,
 )
-from smtp_magic.lab import DEMO_PASSWORD, DEMO_SENDER, LabServer
+from smtp_magic.lab.server import DEMO_PASSWORD, DEMO_SENDER, LabServer
+from smtp_magic.notebook import formcheck
+from smtp_magic.notebook.form import SECURITY_CHOICES, SendMailForm
 from smtp_magic.settings import Settings
-from smtp_magic.widget import SECURITY_CHOICES, SendMailForm
 
 WAIT = 20.0  # seconds: generous, and bounded
 
@@ -541,18 +540,14 @@ def test_repr_is_deterministic(lab: LabServer, make_form: Callable) -> None:
 def test_starts_from_active_magic_settings(
     lab: LabServer, make_form: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    magic = types.ModuleType("smtp_magic.magic")
-    magic.active_settings = lambda: lab.settings(465)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "smtp_magic.magic", magic)
+    monkeypatch.setattr(formcheck, "active_settings", lambda: lab.settings(465))
     form = make_form()
     assert (form.host.value, form.port.value) == ("127.0.0.1", lab.ports[465])
     assert form.password.placeholder == "(from settings)"
 
 
 def test_starts_from_environment(make_form: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
-    magic = types.ModuleType("smtp_magic.magic")
-    magic.active_settings = lambda: None  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "smtp_magic.magic", magic)
+    monkeypatch.setattr(formcheck, "active_settings", lambda: None)
     monkeypatch.setenv("SMTP_HOST", "smtp.example.org")
     monkeypatch.setenv("SMTP_PORT", "465")
     monkeypatch.setenv("SMTP_FROM", "alice@example.org")
@@ -566,7 +561,7 @@ def test_starts_from_environment(make_form: Callable, monkeypatch: pytest.Monkey
 def test_bad_environment_is_shown_not_raised(
     make_form: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "smtp_magic.magic", None)  # the magic is not importable
+    monkeypatch.setattr(formcheck, "active_settings", lambda: None)  # no IPython running
     monkeypatch.setenv("SMTP_PORT", "five")
     form = make_form()
     assert "SMTP_PORT=&#x27;five&#x27; is not a whole number" in form.status.value
@@ -579,9 +574,7 @@ def test_bad_magic_defaults_are_shown_not_raised(
     def active_settings() -> Settings:
         raise SettingsError("port=0 is not a TCP port: use a whole number from 1 to 65535.")
 
-    magic = types.ModuleType("smtp_magic.magic")
-    magic.active_settings = active_settings  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "smtp_magic.magic", magic)
+    monkeypatch.setattr(formcheck, "active_settings", active_settings)
     form = make_form()
     assert "port=0 is not a TCP port" in form.status.value
 
@@ -591,8 +584,8 @@ def test_bad_magic_defaults_are_shown_not_raised(
 NOTEBOOK_CELLS = [
     """\
 from pathlib import Path
-from smtp_magic.lab import LabServer
-from smtp_magic.widget import SendMailForm
+from smtp_magic.lab.server import LabServer
+from smtp_magic.notebook.form import SendMailForm
 
 lab = LabServer(ports={25: 0, 465: 0, 587: 0}, password=Path("secret.txt").read_text()).start()
 form = SendMailForm(lab.settings(587, password=None), namespace=globals())

@@ -35,8 +35,8 @@ from email.utils import formatdate, make_msgid
 from typing import Any, Literal
 
 from smtp_magic.errors import ComposeError
-from smtp_magic.htmltext import html_to_text
-from smtp_magic.template import (
+from smtp_magic.message.htmltext import html_to_text
+from smtp_magic.message.template import (
     DEFAULT_DOMAIN,
     has_meaningful_index,
     is_dataframe,

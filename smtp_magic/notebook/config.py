@@ -12,7 +12,7 @@ from traitlets.config import Configurable
 from smtp_magic.settings import SECURITY_MODES, Settings
 
 if TYPE_CHECKING:
-    from smtp_magic.lab import LabServer
+    from smtp_magic.lab.server import LabServer
 
 __all__ = ["SendMail", "active_lab", "active_settings"]
 
@@ -88,7 +88,7 @@ class SendMail(Configurable):
 
     def start_lab(self) -> LabServer:
         """Start a LabServer and make its 587 role the default."""
-        from smtp_magic.lab import LabServer
+        from smtp_magic.lab.server import LabServer
 
         lab = LabServer().start()
         self._before_lab = {name: getattr(self, name) for name in _TRAITS}

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from email.message import EmailMessage
 from typing import Any
 
-from smtp_magic.compose import compose
-from smtp_magic.credentials import keyring_service, with_password
+from smtp_magic.auth.credentials import keyring_service, with_password
 from smtp_magic.errors import ComposeError, SettingsError
+from smtp_magic.message.compose import compose
+from smtp_magic.notebook.config import active_settings
 from smtp_magic.settings import Settings
 
 __all__ = [
@@ -64,12 +64,7 @@ def initial_settings(settings: Settings | None) -> tuple[Settings, str | None]:
     if settings is not None:
         return settings, None
     try:
-        magic: Any = importlib.import_module("smtp_magic.magic")
-    except ImportError:  # the magic is optional; a broken install must not break the form
-        magic = None
-    active_settings = getattr(magic, "active_settings", None)
-    try:
-        active = active_settings() if active_settings is not None else None
+        active = active_settings()
         return (active, None) if active is not None else (Settings.from_env(), None)
     except SettingsError as exc:  # a bad %config value or SMTP_* variable: show it, don't fail
         return Settings("localhost"), str(exc)

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from smtp_magic import diagnose, errors, tls
+from smtp_magic import errors
 from smtp_magic.errors import SettingsError
 from smtp_magic.report import TLSInfo, TranscriptLine
 from smtp_magic.settings import Settings
+from smtp_magic.smtp import diagnose, tls
+from smtp_magic.smtp.markers import CredentialsWithoutTLS, MessageTooLarge, PlaintextAfterSTARTTLS
 
 __all__ = [
     "STANDARD_PORTS",
@@ -45,27 +47,6 @@ def forget_auto_choices() -> None:
     """Forget what ``security="auto"`` learnt about non-standard ports in this process."""
     with _auto_lock:
         _auto_choices.clear()
-
-
-class PlaintextAfterSTARTTLS(Exception):
-    """Bytes followed the STARTTLS 220 reply before the handshake (response injection)."""
-
-    def __init__(self, count: int) -> None:
-        super().__init__(f"{count} byte(s) followed the STARTTLS 220 reply")
-        self.count = count
-
-
-class CredentialsWithoutTLS(Exception):
-    """A login was about to happen on a connection without TLS."""
-
-
-class MessageTooLarge(Exception):
-    """The message is larger than the SIZE the server advertised."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"message of {size} bytes exceeds the server's SIZE {limit}")
-        self.size = size
-        self.limit = limit
 
 
 @dataclass(frozen=True)

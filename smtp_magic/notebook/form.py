@@ -21,7 +21,7 @@ until the next Send uses it, once, and is never put back into the widget. A pass
 with the settings is kept in a private attribute and never put into a widget.
 
 The widgets and their layout are :class:`~smtp_magic.formview.FormWidgets`, the checks of the
-fields are :mod:`smtp_magic.formcheck`; this module is what the buttons do.
+fields are :mod:`smtp_magic.notebook.formcheck`; this module is what the buttons do.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from typing import Any, TypeVar
 
 import ipywidgets as W
 
-from smtp_magic import formcheck
 from smtp_magic.errors import SMTPMagicError
-from smtp_magic.formview import SECURITY_CHOICES, FormWidgets, escape, show
-from smtp_magic.preview import preview
+from smtp_magic.message.preview import preview
+from smtp_magic.notebook import formcheck
+from smtp_magic.notebook.formview import SECURITY_CHOICES, FormWidgets, escape, show
 from smtp_magic.probe import probe
 from smtp_magic.report import ProbeReport, SendReport, format_transcript
 from smtp_magic.send import send

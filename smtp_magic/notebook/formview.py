@@ -7,7 +7,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from smtp_magic.formcheck import Problems
+from smtp_magic.notebook.formcheck import Problems
 from smtp_magic.settings import Settings
 
 __all__ = ["ERROR_COLOR", "FIELDS", "SECURITY_CHOICES", "FormWidgets", "escape", "show"]

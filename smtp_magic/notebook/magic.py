@@ -38,17 +38,17 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
-from smtp_magic.cli import port_type, seconds_type
-from smtp_magic.compose import compose
-from smtp_magic.credentials import with_password
+from smtp_magic.auth.credentials import with_password
 from smtp_magic.errors import ComposeError
-from smtp_magic.magicconfig import SendMail, active_settings
-from smtp_magic.magicconfig import active_lab as active_lab  # re-exported: notebooks import it
-from smtp_magic.magicdisplay import DryRun, LabMailbox, _show, _status
+from smtp_magic.message.compose import compose
+from smtp_magic.message.template import is_dataframe
+from smtp_magic.notebook.config import SendMail, active_settings
+from smtp_magic.notebook.config import active_lab as active_lab  # re-exported: notebooks import it
+from smtp_magic.notebook.display import DryRun, LabMailbox, _show, _status
+from smtp_magic.options import port_type, seconds_type
 from smtp_magic.probe import DEFAULT_PROBE_PORTS, probe
 from smtp_magic.send import send
 from smtp_magic.settings import SECURITY_MODES, Settings
-from smtp_magic.template import is_dataframe
 
 __all__ = [
     "PASSWORD_REFUSED",
@@ -378,7 +378,7 @@ class SendMailMagics(Magics):
         """Show a form to write and send a message, with the current defaults filled in."""
         if line.strip():
             raise UsageError("%sendmail_form takes no options: set defaults with %config SendMail.")
-        from smtp_magic.widget import SendMailForm
+        from smtp_magic.notebook.form import SendMailForm
 
         display(SendMailForm(settings=self.defaults.build_settings(), namespace=self._ip.user_ns))
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.display import display
 
-from smtp_magic.preview import MessagePreview, preview
+from smtp_magic.message.preview import MessagePreview, preview
 
 if TYPE_CHECKING:
-    from smtp_magic.lab import LabServer
+    from smtp_magic.lab.server import LabServer
 
 __all__ = ["DryRun", "LabMailbox"]
 

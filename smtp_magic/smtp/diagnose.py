@@ -8,9 +8,10 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from smtp_magic import errors
+from smtp_magic.smtp import markers
 
 if TYPE_CHECKING:
-    from smtp_magic.connect import Session
+    from smtp_magic.smtp.session import Session
 
 __all__ = ["explain"]
 
@@ -52,8 +53,6 @@ def _reply_text(reply: bytes | str) -> str:
 
 def explain(exc: BaseException, session: Session) -> errors.SMTPMagicError:
     """The SMTPMagicError that says what ``exc`` means at ``session.phase``, and what to change."""
-    from smtp_magic import connect  # the internal markers; connect imports this module
-
     settings = session.settings
     where = settings.address
     phase = session.phase
@@ -70,7 +69,7 @@ def explain(exc: BaseException, session: Session) -> errors.SMTPMagicError:
         return cls(message, **context, **extra)
 
     # --- our own refusals ---------------------------------------------------------------
-    if isinstance(exc, connect.PlaintextAfterSTARTTLS):
+    if isinstance(exc, markers.PlaintextAfterSTARTTLS):
         return make(
             errors.STARTTLSInjectionError,
             f"{where} sent {exc.count} byte(s) of plaintext right after agreeing to STARTTLS. "
@@ -78,14 +77,14 @@ def explain(exc: BaseException, session: Session) -> errors.SMTPMagicError:
             "CVE-2011-0411), so the session was refused before any login or mail. "
             "Try security='tls' on port 465 if the server offers it, or report the server.",
         )
-    if isinstance(exc, connect.CredentialsWithoutTLS):
+    if isinstance(exc, markers.CredentialsWithoutTLS):
         return make(
             errors.CredentialsRefusedError,
             f"refusing to send the password for {settings.username!r} to {where} over a "
             "connection without TLS: anyone on the path could read it. Use security='starttls' "
             "or 'tls'. Nothing was sent.",
         )
-    if isinstance(exc, connect.MessageTooLarge):
+    if isinstance(exc, markers.MessageTooLarge):
         return make(
             errors.MessageRejectedError,
             f"the message is {exc.size:,} bytes but {where} accepts at most {exc.limit:,} bytes "

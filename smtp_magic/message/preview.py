@@ -55,7 +55,7 @@ def summarize_attachments(message: EmailMessage) -> list[tuple[str, str, int]]:
     Inline images (parts of multipart/related) count, because they add to the size.
 
     Args:
-        message: A message, e.g. from :func:`smtp_magic.compose`.
+        message: A message, e.g. from :func:`smtp_magic.message.compose`.
 
     Returns:
         ``(file name, content type, decoded size in bytes)`` for each part, in message order;

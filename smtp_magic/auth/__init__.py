@@ -1,0 +1,1 @@
+"""The credentials wing: where passwords and tokens come from (environment, keyring, prompt)."""

@@ -1,0 +1,1 @@
+"""The protocol wing: the only code that touches a socket (session, TLS, SASL, diagnosis)."""

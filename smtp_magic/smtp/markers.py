@@ -1,0 +1,26 @@
+"""Internal refusals raised inside a session and turned into user errors by diagnose."""
+
+from __future__ import annotations
+
+__all__ = ["CredentialsWithoutTLS", "MessageTooLarge", "PlaintextAfterSTARTTLS"]
+
+
+class PlaintextAfterSTARTTLS(Exception):
+    """Bytes followed the STARTTLS 220 reply before the handshake (response injection)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} byte(s) followed the STARTTLS 220 reply")
+        self.count = count
+
+
+class CredentialsWithoutTLS(Exception):
+    """A login was about to happen on a connection without TLS."""
+
+
+class MessageTooLarge(Exception):
+    """The message is larger than the SIZE the server advertised."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message of {size} bytes exceeds the server's SIZE {limit}")
+        self.size = size
+        self.limit = limit
