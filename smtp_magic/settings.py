@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, fields
 from typing import Any, Literal, get_args
 
@@ -36,6 +36,7 @@ ENV_VARIABLES: Mapping[str, str] = {
     "security": "SMTP_SECURITY",
     "username": "SMTP_USERNAME",
     "password": "SMTP_PASSWORD",
+    "token": "SMTP_TOKEN",
     "sender": "SMTP_FROM",
     "cafile": "SMTP_CAFILE",
     "certfile": "SMTP_CERTFILE",
@@ -57,6 +58,9 @@ class Settings:
         security: "auto" (default), "tls" (implicit TLS), "starttls" (required) or "plain".
         username: The login name; ``None`` sends no AUTH.
         password: The password; never shown by ``repr``.
+        token: An OAuth2 access token for XOAUTH2/OAUTHBEARER, or a zero-argument callable that
+            returns a fresh one (called for each new connection, and once more after the server
+            refuses an expired token). With a token no password is used. Never shown by ``repr``.
         sender: The default From address.
         cafile: A PEM file of extra certificate authorities to trust, on top of the system's.
         certfile: A client certificate (PEM), for servers that require one.
@@ -72,6 +76,7 @@ class Settings:
     security: Security = "auto"
     username: str | None = None
     password: str | None = None
+    token: str | Callable[[], str] | None = None
     sender: str | None = None
     cafile: str | None = None
     certfile: str | None = None
@@ -123,6 +128,9 @@ class Settings:
                 return f"{name} contains a line break, which SMTP cannot carry."
         if self.password is not None and not self.username:
             return "a password was given without a username: set username as well."
+        problem = _token_problem(self)
+        if problem:
+            return problem
         if self.security == "plain" and (self.username or self.password):
             return (
                 "security='plain' never sends credentials, because they would cross the network "
@@ -143,8 +151,13 @@ class Settings:
         """Build Settings from the ``SMTP_*`` environment variables, then apply ``overrides``.
 
         Reads SMTP_HOST (default "localhost"), SMTP_PORT, SMTP_SECURITY, SMTP_USERNAME,
-        SMTP_PASSWORD, SMTP_FROM, SMTP_CAFILE, SMTP_CERTFILE, SMTP_KEYFILE and SMTP_TIMEOUT.
-        Empty variables count as unset; overrides that are ``None`` are ignored.
+        SMTP_PASSWORD, SMTP_TOKEN, SMTP_FROM, SMTP_CAFILE, SMTP_CERTFILE, SMTP_KEYFILE and
+        SMTP_TIMEOUT. Empty variables count as unset; overrides that are ``None`` are ignored.
+
+        SMTP_TOKEN is an OAuth2 access token fetched by an earlier step of a scheduled job (for
+        example a CI step that signs in with client credentials). An access token lives about an
+        hour and cannot be refreshed from the environment, so it suits short jobs only; a
+        notebook or a long run signs in once and lets smtp_magic refresh the token instead.
 
         Raises:
             SettingsError: a variable holds a value that is not valid, naming the variable.
@@ -194,6 +207,41 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "password":
                 parts.append("password=" + ("'********'" if value else "None"))
+            elif f.name == "token":
+                if value is not None:
+                    parts.append("token=" + _masked_token(value))
             elif value != f.default or f.name in ("host", "port", "security"):
                 parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
+
+
+def _token_problem(settings: Settings) -> str | None:
+    """Why the token settings cannot work, in one sentence, or None."""
+    token = settings.token
+    if token is None:
+        return None
+    if not (isinstance(token, str) or callable(token)):
+        return f"token must be a string or a function returning one, not {type(token).__name__}."
+    if isinstance(token, str) and (not token.strip() or "\r" in token or "\n" in token):
+        return "token is empty or contains a line break: give the access token itself."
+    if settings.password is not None:
+        return "both a password and a token were given: an OAuth2 login uses the token only."
+    if not settings.username:
+        return (
+            "a token was given without a username: XOAUTH2 and OAUTHBEARER name the mailbox, "
+            "so set username (e.g. username='alice@example.com')."
+        )
+    if settings.security == "plain":
+        return (
+            "security='plain' never sends a token, because anyone on the network could reuse "
+            "it: use security='starttls' or 'tls'."
+        )
+    return None
+
+
+def _masked_token(token: object) -> str:
+    """The token as ``repr`` shows it: never the value, only what kind it is."""
+    if isinstance(token, str):
+        return "'********'"
+    name = getattr(token, "__qualname__", None) or type(token).__name__
+    return f"<function {name}>"

@@ -40,8 +40,8 @@ def with_password(settings: Settings, *, interactive: bool = True) -> Settings:
     Raises:
         SettingsError: no password could be found and prompting is not allowed.
     """
-    if settings.password or not settings.username:
-        return settings
+    if settings.password or not settings.username or settings.token is not None:
+        return settings  # nothing to find; an OAuth2 login needs no password
     password = _from_keyring(settings)
     if not password and interactive:
         try:
