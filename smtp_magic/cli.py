@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from smtp_magic.auth.credentials import with_password
-from smtp_magic.errors import SMTPMagicError
+from smtp_magic.errors import SettingsError, SMTPMagicError
 from smtp_magic.message.compose import compose
 from smtp_magic.message.preview import preview
 from smtp_magic.options import port_type, seconds_type
@@ -132,12 +133,51 @@ def _probe(args: argparse.Namespace) -> int:
     report = probe(
         args.host, args.port or DEFAULT_PROBE_PORTS, timeout=args.timeout, cafile=args.cafile
     )
-    print(report, file=args.out)
+    print(report.text("cli"), file=args.out)
     return 0
 
 
+def _body(args: argparse.Namespace) -> str:
+    """The message body: --body, --body-file, or stdin (which then cannot carry a password)."""
+    if args.body is not None and args.body_file is not None:
+        raise SettingsError("give --body or --body-file, not both.")
+    if args.body_file is not None:
+        try:
+            return Path(args.body_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(
+                f"cannot read --body-file {args.body_file!r} ({exc.strerror}): check the path."
+            ) from None
+    if args.body is not None:
+        return str(args.body)
+    if args.password_stdin:
+        raise SettingsError(
+            "--password-stdin reads the password from stdin, so the body cannot come from there "
+            "too: give it with --body TEXT or --body-file PATH."
+        )
+    return sys.stdin.read()
+
+
+def _stdin_password() -> str:
+    """The first line of stdin, for --password-stdin (as `docker login --password-stdin`)."""
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise SettingsError("--password-stdin found no password on stdin (an empty first line).")
+    return password
+
+
+def _can_prompt(args: argparse.Namespace) -> bool:
+    """Whether getpass can ask: it prompts on the controlling terminal, even when stdin is a pipe."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        return True
+    except OSError:  # no controlling terminal (cron, CI, a service), or not a POSIX system
+        from_stdin = args.body is None and args.body_file is None
+        return sys.stdin.isatty() and not from_stdin and not args.password_stdin
+
+
 def _send(args: argparse.Namespace) -> int:
-    body = args.body if args.body is not None else sys.stdin.read()
+    body = _body(args)
     message = compose(
         to=args.to,
         cc=args.cc,
@@ -163,7 +203,11 @@ def _send(args: argparse.Namespace) -> int:
         keyfile=args.keyfile,
         timeout=args.timeout,
     )
-    settings = with_password(settings, interactive=sys.stdin.isatty())
+    if args.password_stdin:
+        if not settings.username:
+            raise SettingsError("--password-stdin needs a login name: give --user NAME as well.")
+        settings = dataclasses.replace(settings, password=_stdin_password())
+    settings = with_password(settings, interactive=_can_prompt(args))
     report = send(message, settings)
     print(report, file=args.out)
     return 0
@@ -213,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
         "send",
         help="send a message (body from --body or stdin)",
         description="Send a message. Settings come from SMTP_* environment variables, "
-        "overridden by options. The password comes from SMTP_PASSWORD, keyring or a prompt, "
-        "never from an option.",
+        "overridden by options. The password never comes from an option (it would show in "
+        "`ps` and the shell's history): it comes from SMTP_PASSWORD, --password-stdin, keyring "
+        "(`keyring set smtp_magic/HOST NAME`), or a prompt when stdin is a terminal.",
     )
     snd.add_argument("--to", action="append", required=True, help="recipient (repeatable)")
     snd.add_argument("--cc", action="append", default=[], help="Cc recipient (repeatable)")
@@ -222,13 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
     snd.add_argument("--subject", required=True)
     snd.add_argument("--from", dest="sender", help="From address (default SMTP_FROM)")
     snd.add_argument("--body", help="message body (default: read stdin)")
+    snd.add_argument("--body-file", metavar="PATH", help="read the message body from a file")
     snd.add_argument("--attach", action="append", default=[], metavar="PATH", help="file to attach")
     snd.add_argument("--format", choices=("markdown", "html", "text"), default="markdown")
     snd.add_argument("--dry-run", action="store_true", help="show the message, send nothing")
     snd.add_argument("--host")
     snd.add_argument("--port", type=port_type)
     snd.add_argument("--security", choices=SECURITY_MODES)
-    snd.add_argument("--user", help="login name (password: SMTP_PASSWORD, keyring or prompt)")
+    snd.add_argument(
+        "--user", help="login name (password: SMTP_PASSWORD, --password-stdin, keyring or prompt)"
+    )
+    snd.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin (the body then comes from "
+        "--body or --body-file)",
+    )
     snd.add_argument("--cafile")
     snd.add_argument("--certfile")
     snd.add_argument("--keyfile")
@@ -244,8 +298,19 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:  # type: ignore[no
     try:
         return int(args.run(args))
     except SMTPMagicError as exc:
-        print(f"smtp-magic: {type(exc).__name__}: {exc}", file=sys.stderr)
+        # The fix is phrased as options of this command (--security starttls, not security=).
+        print(f"smtp-magic: {type(exc).__name__}: {exc.phrased('cli')}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`smtp-magic demo | head -3`): stop quietly. Point stdout at
+        # devnull so the interpreter's final flush does not raise again, as the Python docs
+        # advise ("Note on SIGPIPE", signal module).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("smtp-magic: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

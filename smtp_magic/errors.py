@@ -25,12 +25,20 @@ The tree (a reader sees the whole hierarchy before the code)::
 
 Every error carries structured fields (``host``, ``port``, ``security``, ``phase``, ``code``,
 ``reply``), never contains a secret, and renders in IPython without a traceback.
+
+The fix in a message is phrased for the front end that shows it, from one text: the message
+names settings and actions with :mod:`smtp_magic.phrasing` markers; ``str(exc)`` and
+``exc.message`` read as Python (``security='starttls'``), ``exc.phrased("cli")`` as the command
+line (``--security starttls``), ``"magic"`` as ``%%sendmail`` options, ``"form"`` as form fields.
+A front end that re-raises sets ``exc.front_end`` so IPython's rendering uses its phrasing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from smtp_magic.phrasing import render
 
 __all__ = [
     "AuthenticationError",
@@ -60,7 +68,8 @@ class SMTPMagicError(Exception):
     """Base class of every error smtp_magic raises on purpose.
 
     Args:
-        message: One or two sentences: what happened, why, and what to change.
+        message: One or two sentences: what happened, why, and what to change; settings and
+            actions in it may be :mod:`smtp_magic.phrasing` markers.
         host: The server's host name, when a server is involved.
         port: The server's port.
         security: The security mode in use ("tls", "starttls", "plain" or "auto").
@@ -83,8 +92,10 @@ class SMTPMagicError(Exception):
         reply: str | None = None,
         transcript: Sequence[Any] = (),
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        self.template = message
+        self.message = render(message, "python")
+        self.front_end = "python"
+        super().__init__(self.message)
         self.host = host
         self.port = port
         self.security = security
@@ -94,7 +105,11 @@ class SMTPMagicError(Exception):
         self.transcript = tuple(transcript)
 
     def __str__(self) -> str:
-        return self.message
+        return self.phrased(self.front_end)
+
+    def phrased(self, front_end: str) -> str:
+        """The message with its fix phrased for ``front_end``: "python", "cli", "magic" or "form"."""
+        return render(self.template, front_end)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
@@ -114,7 +129,7 @@ class SMTPMagicError(Exception):
 
     def _render_traceback_(self) -> list[str]:
         # IPython shows these lines instead of a traceback (ipython#14024: UsageError does not).
-        return [f"{type(self).__name__}: {self.message}"]
+        return [f"{type(self).__name__}: {self}"]
 
 
 class SettingsError(SMTPMagicError, ValueError):

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from smtp_magic.errors import CertificateError, ConnectError, SettingsError, SMTPMagicError
+from smtp_magic.phrasing import render, setting
 from smtp_magic.report import PortProbe, ProbeReport, TLSInfo
 from smtp_magic.settings import DEFAULT_GREETING_WAIT, Settings
 from smtp_magic.smtp import tls
@@ -66,8 +67,14 @@ def _probe_port(settings: Settings) -> PortProbe:
     try:
         session.connect()
     except SMTPMagicError as exc:
-        note = "nothing listening" if isinstance(exc, ConnectError) else str(exc)
-        return PortProbe(reachable=False, note=note, **found)  # type: ignore[arg-type]
+        if isinstance(exc, ConnectError):
+            return PortProbe(reachable=False, note="nothing listening", **found)  # type: ignore[arg-type]
+        return PortProbe(
+            reachable=False,
+            note=exc.message,
+            note_template=exc.template,
+            **found,  # type: ignore[arg-type]
+        )
     found["reachable"] = True
     try:
         if session.wait_for_bytes(settings.greeting_wait):
@@ -81,17 +88,19 @@ def _probe_port(settings: Settings) -> PortProbe:
                 _secure(session, found, lambda s, ctx=None: s.starttls(ctx))
             else:
                 found["recommended"] = "plain"
-                found["note"] = (
-                    "no TLS offered: use security='plain' only without a password"
+                found["note_template"] = (
+                    f"no TLS offered: use {setting('security', 'plain')} only without a password"
                     if not found["auth_before_tls"]
                     else "offers AUTH without TLS: smtp_magic will not send a password here"
                 )
+                found["note"] = render(str(found["note_template"]))
         else:
             found["speaks"] = "tls"
             found["recommended"] = "tls"
             _secure(session, found, lambda s, ctx=None: _implicit(s, ctx))
     except SMTPMagicError as exc:
-        found.setdefault("note", str(exc))
+        if "note" not in found:
+            found["note"], found["note_template"] = exc.message, exc.template
     finally:
         found["greeting"] = session.greeting
         found["transcript"] = session.transcript
@@ -110,7 +119,8 @@ def _secure(session: Session, found: dict[str, object], upgrade) -> None:  # typ
     try:
         upgrade(session)
     except CertificateError as exc:
-        found["note"] = f"certificate problem: {exc}"
+        found["note"] = f"certificate problem: {exc.message}"
+        found["note_template"] = f"certificate problem: {exc.template}"
         retry = Session(dataclasses.replace(session.settings))
         try:
             retry.connect()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
+
+from smtp_magic.phrasing import render
 
 __all__ = [
     "CertInfo",
@@ -191,9 +194,14 @@ class PortProbe:
     recommended: str | None = None
     note: str = ""
     transcript: tuple[TranscriptLine, ...] = ()
+    note_template: str = field(default="", repr=False, compare=False)
+
+    def note_for(self, front_end: str = "python") -> str:
+        """The note with its fix phrased for ``front_end`` ("python", "cli", "magic", "form")."""
+        return render(self.note_template, front_end) if self.note_template else self.note
 
     def cells(self) -> tuple[str, ...]:
-        """The row of the probe table."""
+        """The row of the probe table (the text table puts the note below the rows)."""
         if not self.reachable:
             return (str(self.port), "unreachable", "", "", "", "", "-", self.note)
         cert = self.tls.certificate if self.tls else None
@@ -210,6 +218,8 @@ class PortProbe:
             self.note,
         )
 
+
+_SECURITY_HEADER = {"cli": "--security", "magic": "--security", "form": "Security"}
 
 _PROBE_HEADERS = (
     "port",
@@ -243,18 +253,37 @@ class ProbeReport:
         return len(self.ports)
 
     def __str__(self) -> str:
-        rows = [_PROBE_HEADERS, *(p.cells() for p in self.ports)]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(_PROBE_HEADERS))]
+        return self.text()
+
+    def text(self, front_end: str = "python", width: int = 100) -> str:
+        """The table as text, its fixes phrased for ``front_end``.
+
+        Notes (a diagnosis can be 200 characters) go below the table, wrapped to ``width``
+        columns, so the table's rows stay one line each in a terminal.
+        """
+        headers = (*_PROBE_HEADERS[:6], _SECURITY_HEADER.get(front_end, _PROBE_HEADERS[6]))
+        rows: list[tuple[str, ...]] = [headers, *(p.cells()[:7] for p in self.ports)]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(headers))]
         widths[0] = max(widths[0], 5)  # room for any port, so the layout does not depend on it
         lines = [
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        certs = [
-            f"  {p.port}: {p.tls.certificate}" for p in self.ports if p.tls and p.tls.certificate
-        ]
-        greetings = [f"  {p.port}: {p.greeting}" for p in self.ports if p.greeting]
-        tail = ("\ngreetings:\n" + "\n".join(greetings)) if greetings else ""
+
+        def listing(texts: dict[int, str]) -> list[str]:
+            return [
+                textwrap.fill(text, width, initial_indent=f"  {port}: ", subsequent_indent="    ")
+                for port, text in texts.items()
+                if text
+            ]
+
+        notes = listing({p.port: p.note_for(front_end) for p in self.ports})
+        greetings = listing({p.port: p.greeting for p in self.ports})
+        certs = listing(
+            {p.port: str(p.tls.certificate) for p in self.ports if p.tls and p.tls.certificate}
+        )
+        tail = ("\nnotes:\n" + "\n".join(notes)) if notes else ""
+        tail += ("\ngreetings:\n" + "\n".join(greetings)) if greetings else ""
         tail += ("\ncertificates:\n" + "\n".join(certs)) if certs else ""
         return f"Probe of {self.host}\n" + "\n".join(lines) + tail
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,3 +141,95 @@ def test_serve_prints_ports_and_messages(tmp_path) -> None:
     assert "plays port 465" in result.stdout
     assert str(tmp_path) in result.stdout
     assert (tmp_path / "lab-ca.pem").exists()
+
+
+# --- the first hour (issue 17): the real executable, as a newcomer runs it ----------------------
+
+_EXE = str(Path(sys.executable).with_name("smtp-magic"))
+
+
+def _run(argv: list[str], lab_env: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    """Run the installed ``smtp-magic`` without a controlling terminal and without SMTP_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMTP_")}
+    env.update(lab_env or {})
+    return subprocess.run(
+        [_EXE, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        start_new_session=True,  # no controlling terminal: getpass cannot open /dev/tty
+        **kwargs,
+    )
+
+
+def _lab_env(lab: LabServer) -> dict[str, str]:
+    return {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(lab.ports[587]),
+        "SMTP_CAFILE": lab.cafile,
+        "SMTP_FROM": "cli@example.org",
+    }
+
+
+def test_demo_into_head_ends_quietly() -> None:
+    result = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {shlex.quote(_EXE)} demo | head -3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert len(result.stdout.splitlines()) == 3
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
+    assert result.stderr == ""
+
+
+def test_stdin_body_with_user_and_no_password_says_what_works(clean_lab: LabServer) -> None:
+    result = _run(
+        ["send", "--to", "bob@example.org", "--subject", "x", "--user", clean_lab.username],
+        _lab_env(clean_lab),
+        input="The body, from stdin.",
+    )
+    assert result.returncode == 1
+    err = result.stderr
+    assert "no password prompt can appear" in err
+    assert "SMTP_PASSWORD" in err and "--password-stdin" in err and "--body-file" in err
+    assert f"keyring set smtp_magic/127.0.0.1 {clean_lab.username}" in err
+    assert "answer the password prompt" not in err and "Traceback" not in err
+    assert clean_lab.messages == []
+
+
+def test_password_stdin_with_body_file_sends(clean_lab: LabServer, tmp_path: Path) -> None:
+    body = tmp_path / "body.md"
+    body.write_text("Body from a *file*.", encoding="utf-8")
+    argv = ["send", "--to", "bob@example.org", "--subject", "pw", "--user", clean_lab.username]
+    result = _run(
+        [*argv, "--body-file", str(body), "--password-stdin"],
+        _lab_env(clean_lab),
+        input=clean_lab.password + "\n",
+    )
+    assert result.returncode == 0, result.stderr
+    received = clean_lab.wait_for_messages(1)[0]
+    assert received.authenticated and received.message["Subject"] == "pw"
+    assert clean_lab.password not in result.stdout + result.stderr
+
+
+def test_password_stdin_refuses_a_body_from_stdin_too(clean_lab: LabServer) -> None:
+    argv = ["send", "--to", "bob@example.org", "--subject", "pw", "--user", clean_lab.username]
+    result = _run([*argv, "--password-stdin"], _lab_env(clean_lab), input="secret\nbody\n")
+    assert result.returncode == 1
+    assert "--body TEXT or --body-file PATH" in result.stderr
+    assert clean_lab.messages == []
+
+
+def test_probe_puts_long_notes_under_the_table(lab: LabServer) -> None:
+    # Without the lab's CA the 465 role's certificate does not verify: a long note.
+    result = _run(["probe", "127.0.0.1", "--port", str(lab.ports[465]), "--timeout", "5"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    table = lines[1 : lines.index("notes:")]
+    assert table and all(len(line) <= 100 for line in table), table
+    assert "--security" in table[0] and "use security=" not in table[0]
+    notes = lines[lines.index("notes:") + 1 :]
+    assert notes[0].startswith(f"  {lab.ports[465]}: certificate problem")
+    assert all(len(line) <= 100 for line in notes)

@@ -6,6 +6,7 @@ import dataclasses
 import getpass
 
 from smtp_magic.errors import SettingsError
+from smtp_magic.phrasing import action
 from smtp_magic.settings import Settings
 
 __all__ = ["keyring_service", "with_password"]
@@ -43,17 +44,21 @@ def with_password(settings: Settings, *, interactive: bool = True) -> Settings:
     if settings.password or not settings.username or settings.token is not None:
         return settings  # nothing to find; an OAuth2 login needs no password
     password = _from_keyring(settings)
+    why = ", and no password prompt can appear here"
     if not password and interactive:
         try:
             password = getpass.getpass(f"Password for {settings.username} at {settings.address}: ")
+            why = ""
         except (EOFError, NotImplementedError):
             # No terminal, or a kernel whose front end cannot prompt (IPython's
             # StdinNotImplementedError is a NotImplementedError): the error below says what to do.
             password = None
     if not password:
+        # Phrased per front end (phrasing "password"): the CLI offers --password-stdin, the
+        # form its Password field; a prompt is offered only where one can appear.
+        where = f"{keyring_service(settings)} {settings.username}"
         raise SettingsError(
-            f"no password for {settings.username!r} at {settings.address}: set SMTP_PASSWORD, "
-            f"store it with `keyring set {keyring_service(settings)} {settings.username}`, "
-            "or answer the password prompt."
+            f"no password for {settings.username!r} at {settings.address}{why}: "
+            f"{action('password', where)}."
         )
     return dataclasses.replace(settings, password=password)
