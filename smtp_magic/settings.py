@@ -193,7 +193,7 @@ class Settings:
                 if name in values and overrides.get(name) is None and exc.message.startswith(name)
             ]
             hint = f" (read from {', '.join(sources)})" if sources else ""
-            raise SettingsError(exc.message + hint) from None
+            raise SettingsError(exc.template + hint) from None
 
     @property
     def address(self) -> str:
