@@ -2,7 +2,7 @@
 
 The public API::
 
-    from smtp_magic import Settings, send, compose, probe, LabServer, SMTPMagicError
+    from smtp_magic import Settings, send, compose, probe, discover, LabServer, SMTPMagicError
 
 Importing the package loads neither IPython, ipywidgets nor aiosmtpd: the lab, the form and
 the magic load them when they are first used.
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from smtp_magic.bulk import BulkReport, MessageResult, send_many
+from smtp_magic.discover import Candidate, Discovery, discover
 from smtp_magic.errors import (
     AuthenticationError,
     CertificateError,
@@ -50,12 +51,14 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthenticationError",
     "BulkReport",
+    "Candidate",
     "CertificateError",
     "ComposeError",
     "ConnectError",
     "ConnectionLostError",
     "CredentialsRefusedError",
     "DeliveryUnknownError",
+    "Discovery",
     "LabServer",
     "MessagePreview",
     "MessageRejectedError",
@@ -79,6 +82,7 @@ __all__ = [
     "TLSHandshakeError",
     "TLSUnavailableError",
     "compose",
+    "discover",
     "load_ipython_extension",
     "preview",
     "probe",
