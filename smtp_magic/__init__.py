@@ -22,6 +22,7 @@ from smtp_magic.errors import (
     CredentialsRefusedError,
     DeliveryUnknownError,
     MessageRejectedError,
+    NotebookError,
     ProtocolError,
     RecipientsRejectedError,
     RejectedError,
@@ -40,6 +41,7 @@ from smtp_magic.message.preview import MessagePreview, preview
 from smtp_magic.probe import probe
 from smtp_magic.report import PortProbe, ProbeReport, SendReport
 from smtp_magic.send import send
+from smtp_magic.sendnotebook import NotebookSend, SkipEmail, send_notebook
 from smtp_magic.settings import Settings
 
 if _TYPE_CHECKING:
@@ -63,6 +65,8 @@ __all__ = [
     "MessagePreview",
     "MessageRejectedError",
     "MessageResult",
+    "NotebookError",
+    "NotebookSend",
     "PortProbe",
     "ProbeReport",
     "ProtocolError",
@@ -78,6 +82,7 @@ __all__ = [
     "SenderRejectedError",
     "Settings",
     "SettingsError",
+    "SkipEmail",
     "TLSError",
     "TLSHandshakeError",
     "TLSUnavailableError",
@@ -88,6 +93,7 @@ __all__ = [
     "probe",
     "send",
     "send_many",
+    "send_notebook",
     "unload_ipython_extension",
 ]
 

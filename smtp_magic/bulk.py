@@ -14,12 +14,13 @@ from smtp_magic.errors import (
     ComposeError,
     ConnectionLostError,
     DeliveryUnknownError,
+    MessageRejectedError,
     RecipientsRejectedError,
     RejectedError,
     SMTPMagicError,
     SMTPTimeoutError,
 )
-from smtp_magic.send import Outgoing, prepare
+from smtp_magic.send import Outgoing, check_provider_limit, prepare
 from smtp_magic.settings import Settings
 from smtp_magic.smtp.session import Session, open_session
 
@@ -197,9 +198,12 @@ class _Run:
 
     # -- one message ----------------------------------------------------------------------
     def _prepare(self, index: int) -> Outgoing | None:
+        error: SMTPMagicError
         try:
-            return prepare(self.messages[index], self.settings)  # type: ignore[arg-type]
-        except ComposeError as exc:
+            outgoing = prepare(self.messages[index], self.settings)  # type: ignore[arg-type]
+            check_provider_limit(outgoing, self.settings)  # too large for the provider: skip it
+            return outgoing
+        except (ComposeError, MessageRejectedError) as exc:
             error = exc
         except Exception as exc:  # one unflattenable message must not stop the others
             error = ComposeError(f"message #{index} could not be flattened: {exc}")

@@ -1,4 +1,4 @@
-"""The smtp-magic command: demo, serve, probe and send, thin front ends over the public API."""
+"""The smtp-magic command: demo, serve, probe, send and send-notebook, thin front ends over the public API."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from smtp_magic import clinotebook
 from smtp_magic.auth.credentials import with_password
 from smtp_magic.errors import SettingsError, SMTPMagicError
 from smtp_magic.message.compose import compose
@@ -288,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     snd.add_argument("--keyfile")
     snd.add_argument("--timeout", type=seconds_type)
     snd.set_defaults(run=_send)
+    clinotebook.add_parser(commands)
     return parser
 
 

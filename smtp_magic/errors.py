@@ -21,6 +21,7 @@ The tree (a reader sees the whole hierarchy before the code)::
     │   ├── RecipientsRejectedError           every recipient refused (``recipients`` maps address -> (code, text))
     │   └── MessageRejectedError              DATA refused, or the message is larger than the server's SIZE
     ├── DeliveryUnknownError                  lost after the message data, before the server confirmed it
+    ├── NotebookError                         a notebook run by send_notebook failed (``cell`` names the cell)
     └── ProtocolError                         the server answered something SMTP does not allow
 
 Every error carries structured fields (``host``, ``port``, ``security``, ``phase``, ``code``,
@@ -49,6 +50,7 @@ __all__ = [
     "CredentialsRefusedError",
     "DeliveryUnknownError",
     "MessageRejectedError",
+    "NotebookError",
     "ProtocolError",
     "RecipientsRejectedError",
     "RejectedError",
@@ -231,6 +233,21 @@ class MessageRejectedError(RejectedError):
 
 class DeliveryUnknownError(SMTPMagicError, ConnectionError):
     """The message was sent, but the server's confirmation never came: it may have been delivered."""
+
+
+class NotebookError(SMTPMagicError):
+    """A notebook run by ``send_notebook`` failed: a cell raised, timed out, or the kernel died.
+
+    ``cell`` is the 1-based number of the failing cell (None when unknown); ``notebook`` the
+    executed notebook as far as it ran. Nothing was sent.
+    """
+
+    def __init__(
+        self, message: str, *, cell: int | None = None, notebook: Any = None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.cell = cell
+        self.notebook = notebook
 
 
 class ProtocolError(SMTPMagicError):

@@ -117,6 +117,7 @@ class SendReport:
     auth_mechanism: str | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     transcript: tuple[TranscriptLine, ...] = ()
+    warnings: tuple[str, ...] = ()  # about the message itself (size), from message.size
 
     @property
     def delivered(self) -> bool:
@@ -153,6 +154,7 @@ class SendReport:
             rows.append(("Message-ID", self.message_id))
         if self.timings:
             rows.append(("Time", ", ".join(f"{k} {_duration(v)}" for k, v in self.timings.items())))
+        rows.extend(("Warning", warning) for warning in self.warnings)
         return rows
 
     def __str__(self) -> str:

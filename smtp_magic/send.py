@@ -11,12 +11,13 @@ from email.policy import Policy
 from email.utils import getaddresses
 from typing import Any
 
-from smtp_magic.errors import ComposeError
+from smtp_magic.errors import ComposeError, MessageRejectedError
+from smtp_magic.message.size import over_provider_limit, size_warnings
 from smtp_magic.report import SendReport
 from smtp_magic.settings import Settings
 from smtp_magic.smtp.session import Delivery, Session, open_session
 
-__all__ = ["Outgoing", "prepare", "report_for", "send"]
+__all__ = ["Outgoing", "check_provider_limit", "prepare", "report_for", "send"]
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,9 @@ class _Generator(BytesGenerator):
         super()._write_lines(lines[start:] if start else lines)  # type: ignore[misc]
 
 
-def report_for(session: Session, delivery: Delivery, outgoing: Outgoing) -> SendReport:
+def report_for(
+    session: Session, delivery: Delivery, outgoing: Outgoing, warnings: tuple[str, ...] = ()
+) -> SendReport:
     """The SendReport of one delivery on ``session``."""
     return SendReport(
         host=session.host,
@@ -230,7 +233,25 @@ def report_for(session: Session, delivery: Delivery, outgoing: Outgoing) -> Send
         auth_mechanism=session.auth_mechanism,
         timings=dict(session.timings),
         transcript=session.transcript,
+        warnings=warnings,
     )
+
+
+def check_provider_limit(outgoing: Outgoing, settings: Settings) -> None:
+    """Refuse, before connecting, a message larger than the provider of ``settings.host`` takes.
+
+    Raises:
+        MessageRejectedError: the message exceeds a known provider limit (message.size).
+    """
+    reason = over_provider_limit(outgoing.size, settings.host)
+    if reason is not None:
+        raise MessageRejectedError(
+            f"{settings.address}: {reason}",
+            host=settings.host,
+            port=settings.port,
+            security=settings.security,
+            phase="size",
+        )
 
 
 def send(message: EmailMessage, settings: Settings) -> SendReport:
@@ -257,6 +278,8 @@ def send(message: EmailMessage, settings: Settings) -> SendReport:
         ...     send(compose(to="you@example.org", subject="Hi", body="Hello"), lab.settings(587))
     """
     outgoing = prepare(message, settings)
+    check_provider_limit(outgoing, settings)
+    warnings = tuple(size_warnings(message))
     session = open_session(settings)
     try:
         delivery = session.deliver(
@@ -264,4 +287,4 @@ def send(message: EmailMessage, settings: Settings) -> SendReport:
         )
     finally:
         session.close()
-    return report_for(session, delivery, outgoing)
+    return report_for(session, delivery, outgoing, warnings)

@@ -535,7 +535,7 @@ def test_html_to_text() -> None:
         '<p>x<br>y <img src="cid:1" alt="figure: f.png"></p><pre>  keep\n  this</pre></body></html>'
     )
     assert html_to_text(markup) == (
-        "T\n\n- one\n- two\n\na | b\n1 | 2\n\nx\ny [figure: f.png]\n\nkeep\nthis\n"
+        "T\n\n- one\n- two\n\na  b\n1  2\n\nx\ny [figure: f.png]\n\nkeep\nthis\n"
     )
 
 

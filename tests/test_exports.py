@@ -21,7 +21,8 @@ def test_core_import_loads_no_front_end_or_lab() -> None:
     code = (
         "import sys, smtp_magic; "
         "print(sorted(m for m in ('IPython', 'ipywidgets', 'aiosmtpd', 'trustme', 'pandas', "
-        "'matplotlib', 'jinja2', 'tqdm', 'markdown_it') if m in sys.modules))"
+        "'matplotlib', 'jinja2', 'tqdm', 'markdown_it', 'css_inline', 'nbclient', 'nbformat', "
+        "'nbconvert') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
