@@ -22,7 +22,8 @@ The tree (a reader sees the whole hierarchy before the code)::
     │   └── MessageRejectedError              DATA refused, or the message is larger than the server's SIZE
     ├── DeliveryUnknownError                  lost after the message data, before the server confirmed it
     ├── NotebookError                         a notebook run by send_notebook failed (``cell`` names the cell)
-    └── ProtocolError                         the server answered something SMTP does not allow
+    ├── ProtocolError                         the server answered something SMTP does not allow
+    └── SignInError                           no OAuth2 token: signing in failed or is needed (``command``)
 
 Every error carries structured fields (``host``, ``port``, ``security``, ``phase``, ``code``,
 ``reply``), never contains a secret, and renders in IPython without a traceback.
@@ -60,6 +61,7 @@ __all__ = [
     "SecurityMismatchError",
     "SenderRejectedError",
     "SettingsError",
+    "SignInError",
     "TLSError",
     "TLSHandshakeError",
     "TLSUnavailableError",
@@ -252,3 +254,14 @@ class NotebookError(SMTPMagicError):
 
 class ProtocolError(SMTPMagicError):
     """The server answered something the SMTP protocol does not allow at that point."""
+
+
+class SignInError(SMTPMagicError):
+    """No OAuth2 access token: the sign-in failed, was refused, or has to be done once by hand.
+
+    ``command`` is the shell command that signs in (``smtp-magic login ...``), when one helps.
+    """
+
+    def __init__(self, message: str, *, command: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.command = command

@@ -22,7 +22,8 @@ def test_core_import_loads_no_front_end_or_lab() -> None:
         "import sys, smtp_magic; "
         "print(sorted(m for m in ('IPython', 'ipywidgets', 'aiosmtpd', 'trustme', 'pandas', "
         "'matplotlib', 'jinja2', 'tqdm', 'markdown_it', 'css_inline', 'nbclient', 'nbformat', "
-        "'nbconvert') if m in sys.modules))"
+        "'nbconvert', 'msal', 'msal_extensions', 'google_auth_oauthlib', 'google.auth', 'authlib', "
+        "'flask', 'requests') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
