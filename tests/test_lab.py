@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from smtp_magic.lab.server import DEFAULT_PORTS, DEMO_PASSWORD, DEMO_USERNAME, LabServer, _bind
+from smtp_magic.lab.handler import bind
+from smtp_magic.lab.server import DEFAULT_PORTS, DEMO_PASSWORD, DEMO_USERNAME, LabServer
 
 ANY_PORTS = {25: 0, 465: 0, 587: 0}  # ephemeral ports, so tests never fight over 8025/8465/8587
 
@@ -286,7 +287,7 @@ def test_explicit_busy_port_is_an_error_and_start_cleans_up(tmp_path: Path) -> N
 
 def test_listening_sockets_are_tcp_so_asyncio_disables_nagle() -> None:
     """With proto 0, asyncio skips TCP_NODELAY and each TLS greeting stalls ~40 ms."""
-    with _bind(0) as sock:
+    with bind(0) as sock:
         assert sock.proto == socket.IPPROTO_TCP
 
 

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
-import os
 import shutil
 import smtplib
-import socket
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default as default_policy
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import trustme
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from smtp_magic.lab.handler import HOST, LabController, LabHandler, ReceivedMessage, bind
 
 if TYPE_CHECKING:
     from smtp_magic.settings import Settings
@@ -34,145 +28,8 @@ DEMO_PASSWORD = "lab-demo-pass-7431"
 DEMO_SENDER = "demo@lab.localhost"
 ROLES = (25, 465, 587)
 DEFAULT_PORTS = {25: 8025, 465: 8465, 587: 8587}
-HOST = "127.0.0.1"  # the lab never listens on anything else
 SERVER_HOSTNAME = "lab.localhost"  # the greeting name; also avoids a blocking getfqdn() (#178)
 SELF_TEST_TIMEOUT = 3.0
-
-
-@dataclass(frozen=True)
-class ReceivedMessage:
-    """One message the lab accepted.
-
-    Attributes:
-        message: The message, parsed with ``email.policy.default`` (CRLF read as newline).
-        mail_from: The envelope sender (MAIL FROM).
-        rcpt_tos: The envelope recipients (RCPT TO).
-        tls: Whether the connection was encrypted when the message arrived.
-        authenticated: Whether the client had logged in.
-        role: The port the listener plays: 25, 465 or 587.
-        raw: The bytes received after DATA, as sent (CRLF line endings).
-    """
-
-    message: EmailMessage
-    mail_from: str
-    rcpt_tos: tuple[str, ...]
-    tls: bool
-    authenticated: bool
-    role: int
-    raw: bytes
-
-
-class _LabSMTP(SMTP):
-    """aiosmtpd's SMTP with readable AUTH LOGIN challenges and a connection counter."""
-
-    # aiosmtpd ends these in NUL, which breaks Go net/smtp and curl (aiosmtpd #566, PR #620).
-    AuthLoginUsernameChallenge = "Username:"
-    AuthLoginPasswordChallenge = "Password:"
-
-    def __init__(
-        self, handler: Any, *, on_connect: Callable[[], None], implicit_tls: bool, **kwargs: Any
-    ) -> None:
-        super().__init__(handler, **kwargs)
-        self._on_connect = on_connect
-        if implicit_tls:
-            # aiosmtpd only counts STARTTLS as TLS, so it hides AUTH on an implicit-TLS listener
-            # (aiosmtpd #274, #281). Safe here: asyncio calls connection_made only after the
-            # handshake. Set after construction to skip the UserWarning meant for plaintext
-            # listeners, which warnings.catch_warnings could not filter safely from a thread.
-            self._auth_require_tls = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # After STARTTLS aiosmtpd calls this again on the same object: count only the first.
-        first = self._original_transport is None
-        super().connection_made(transport)
-        if first:
-            self._on_connect()
-
-
-class _LabController(Controller):
-    """A Controller on a socket bound in advance, with a configurable TLS handshake timeout."""
-
-    def __init__(
-        self,
-        handler: Any,
-        *,
-        sock: socket.socket,
-        handshake_timeout: float,
-        on_connect: Callable[[], None],
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(handler, hostname=HOST, port=sock.getsockname()[1], **kwargs)
-        self._sock = sock
-        self._handshake_timeout = handshake_timeout
-        self._on_connect = on_connect
-
-    def factory(self) -> SMTP:
-        implicit = self.ssl_context is not None
-        return _LabSMTP(
-            self.handler, on_connect=self._on_connect, implicit_tls=implicit, **self.SMTP_kwargs
-        )
-
-    def _create_server(self) -> Any:
-        # Controller has no ssl_handshake_timeout option (aiosmtpd #269): without it a plaintext
-        # client on the implicit-TLS port waits 60 s. Passing sock= also avoids the port-0 trap.
-        timeout = self._handshake_timeout if self.ssl_context is not None else None
-        return self.loop.create_server(
-            self._factory_invoker,
-            sock=self._sock,
-            ssl=self.ssl_context,
-            ssl_handshake_timeout=timeout,
-        )
-
-
-class _Handler:
-    """The aiosmtpd handler of one role: hands each message to the lab."""
-
-    def __init__(self, role: int, record: Callable[[ReceivedMessage], int]) -> None:
-        self.role = role
-        self.record = record
-
-    async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, lines: list[str]
-    ) -> list[str]:
-        session.host_name = hostname  # a 5-argument EHLO hook must do this, or MAIL gets 503
-        if self.role == 25:  # aiosmtpd offers AUTH after STARTTLS even with no accounts
-            lines = [line for line in lines if not line.startswith("250-AUTH")]
-        return lines
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = cast(bytes, envelope.original_content or envelope.content or b"")
-        transport = server.transport
-        # Parse with Python's line endings, so get_content() shows "\n" rather than the wire's CRLF.
-        parsed = BytesParser(policy=default_policy).parsebytes(raw.replace(b"\r\n", b"\n"))
-        number = self.record(
-            ReceivedMessage(
-                message=parsed,
-                mail_from=envelope.mail_from or "",
-                rcpt_tos=tuple(envelope.rcpt_tos),
-                # session.ssl is only set by STARTTLS; the transport also knows implicit TLS.
-                tls=transport is not None and transport.get_extra_info("ssl_object") is not None,
-                authenticated=bool(session.authenticated),
-                role=self.role,
-                raw=raw,
-            )
-        )
-        return f"250 OK: queued as {number}"
-
-
-def _bind(port: int) -> socket.socket:
-    """Bind a listening-ready TCP socket on 127.0.0.1:port (0: any free port)."""
-    # Name IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only when proto is TCP, and
-    # with proto 0 Nagle plus delayed ACKs stall every TLS greeting by about 40 ms.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        if os.name == "posix":
-            # As asyncio.create_server does: a port in TIME_WAIT is free, one with a listener not.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class LabServer:
@@ -222,7 +79,7 @@ class LabServer:
         self._lock = threading.Condition()
         self._messages: list[ReceivedMessage] = []
         self._connections = dict.fromkeys(ROLES, 0)
-        self._controllers: dict[int, _LabController] = {}
+        self._controllers: dict[int, LabController] = {}
         self._ports: dict[int, int] = {}
         self._cafile: Path | None = None
         self._tmpdir: Path | None = None
@@ -265,10 +122,10 @@ class LabServer:
     def _start_role(self, role: int, server_ctx: ssl.SSLContext) -> None:
         wanted = self._requested.get(role, DEFAULT_PORTS[role])
         try:
-            sock = _bind(wanted)
+            sock = bind(wanted)
         except OSError as exc:
             if role not in self._requested:  # a busy default port: take any free one
-                sock = _bind(0)
+                sock = bind(0)
             else:
                 raise OSError(
                     exc.errno,
@@ -281,8 +138,8 @@ class LabServer:
             465: {"ssl_context": server_ctx, **auth},  # TLS from the first byte
             587: {"tls_context": server_ctx, "require_starttls": True, **auth},
         }[role]
-        controller = _LabController(
-            _Handler(role, self._record),
+        controller = LabController(
+            LabHandler(role, self._record),
             sock=sock,
             handshake_timeout=self._handshake_timeout,
             on_connect=lambda: self._count(role),

@@ -9,15 +9,17 @@ import ssl
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from smtp_magic import errors
 from smtp_magic.errors import SettingsError
 from smtp_magic.report import TLSInfo, TranscriptLine
+from smtp_magic.secret import Secret
 from smtp_magic.settings import Settings
-from smtp_magic.smtp import diagnose, tls
+from smtp_magic.smtp import diagnose, sasl, tls, transaction
 from smtp_magic.smtp.markers import CredentialsWithoutTLS, MessageTooLarge, PlaintextAfterSTARTTLS
+from smtp_magic.smtp.transaction import Delivery
+from smtp_magic.smtp.wire import Wire, ehlo_name, pending_bytes
 
 __all__ = [
     "STANDARD_PORTS",
@@ -36,9 +38,6 @@ STANDARD_PORTS = {465: "tls", 25: "starttls", 587: "starttls", 2525: "starttls"}
 TLS_CHECK_SECONDS = 1.0
 """At most this long is spent checking whether a silent port speaks TLS (a diagnosis only)."""
 
-_CHUNK = 1 << 20  # bytes of message data per sendall, so a large message is never copied whole
-_PIECE = 1 << 16  # bytes per TLS write, between deadline checks
-_KEEP_LINES = 100  # transcript lines of earlier messages kept on a long-lived session
 _auto_choices: dict[tuple[str, int], str] = {}
 _auto_lock = threading.Lock()
 
@@ -47,125 +46,6 @@ def forget_auto_choices() -> None:
     """Forget what ``security="auto"`` learnt about non-standard ports in this process."""
     with _auto_lock:
         _auto_choices.clear()
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What the server said to one message: who it accepted and refused, and its final reply."""
-
-    accepted: tuple[str, ...]
-    refused: dict[str, tuple[int, str]]
-    reply: str
-
-
-class _Wire(smtplib.SMTP):
-    """smtplib.SMTP with a deadline per phase, a redacted transcript and strict STARTTLS.
-
-    smtplib's own timeout applies to each recv, so a server that drips one byte a second never
-    times out; here every phase has one deadline for all of its reads and writes.
-    """
-
-    def __init__(self, local_hostname: str | None) -> None:
-        super().__init__(local_hostname=local_hostname or "localhost")
-        self.transcript: list[TranscriptLine] = []
-        self.deadline = float("inf")
-        self.buffer = bytearray()
-        self.in_auth = False
-        self.mechanism: str | None = None
-
-    # -- the transcript -------------------------------------------------------------------
-    def note(self, text: str) -> None:
-        self.transcript.append(TranscriptLine("*", text, self.encrypted))
-
-    @property
-    def encrypted(self) -> bool:
-        return isinstance(self.sock, ssl.SSLSocket)
-
-    def _record_client(self, line: str) -> None:
-        words = line.split()
-        if words and words[0].upper() == "AUTH":
-            self.in_auth = True
-            line = " ".join(words[:2] + (["<redacted>"] if len(words) > 2 else []))
-        elif self.in_auth:
-            line = "<redacted>"
-        self.transcript.append(TranscriptLine("C", line, self.encrypted))
-
-    # -- deadline-aware I/O ---------------------------------------------------------------
-    def _remaining(self) -> float:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the phase deadline passed")
-        return remaining
-
-    def fill(self) -> None:
-        """Read more bytes from the server before the deadline."""
-        assert self.sock is not None
-        self.sock.settimeout(min(self._remaining(), 3600.0))
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            self.close()
-            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
-        self.buffer += chunk
-
-    def _readline(self) -> bytes:
-        while True:
-            end = self.buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self.buffer[: end + 1])
-                del self.buffer[: end + 1]
-                return line
-            if len(self.buffer) > smtplib._MAXLINE:  # type: ignore[attr-defined]
-                raise smtplib.SMTPResponseException(500, b"Line too long.")
-            self.fill()
-
-    def getreply(self) -> tuple[int, bytes]:
-        lines: list[bytes] = []
-        while True:
-            line = self._readline()
-            text = line[4:].strip(b" \t\r\n")
-            try:
-                code = int(line[:3])
-            except ValueError:
-                shown = line.rstrip(b"\r\n").decode("utf-8", "replace")
-                self.transcript.append(TranscriptLine("S", shown, self.encrypted))
-                raise smtplib.SMTPResponseException(-1, line.rstrip(b"\r\n")) from None
-            lines.append(text)
-            shown = line.rstrip(b"\r\n").decode("utf-8", "replace")
-            self.transcript.append(TranscriptLine("S", shown, self.encrypted))
-            if line[3:4] != b"-":
-                break
-        if self.in_auth and code != 334:
-            self.in_auth = False
-        return code, b"\n".join(lines)
-
-    def sendall(self, data: bytes | memoryview) -> None:
-        if self.sock is None:
-            raise smtplib.SMTPServerDisconnected("please run connect() first")
-        if not isinstance(self.sock, ssl.SSLSocket):
-            # Since Python 3.5 a plain socket's timeout bounds the whole sendall.
-            self.sock.settimeout(min(self._remaining(), 3600.0))
-            self.sock.sendall(data)
-            return
-        # SSLSocket.sendall applies the timeout to each write instead, so a server that reads
-        # slowly could stretch the phase: write in pieces, checking the deadline before each.
-        view = memoryview(data)
-        while view:
-            self.sock.settimeout(min(self._remaining(), 3600.0))
-            sent = self.sock.send(view[:_PIECE])
-            view = view[sent:]
-
-    def send(self, s: str | bytes) -> None:  # type: ignore[override]
-        data = s.encode(self.command_encoding) if isinstance(s, str) else s
-        self._record_client(data.decode("utf-8", "replace").rstrip("\r\n"))
-        self.sendall(data)
-
-    def auth(self, mechanism, authobject, *, initial_response_ok=True):  # type: ignore[no-untyped-def]
-        self.mechanism = mechanism
-        return super().auth(mechanism, authobject, initial_response_ok=initial_response_ok)
-
-    def close(self) -> None:
-        self.buffer.clear()
-        super().close()
 
 
 class _Step:
@@ -218,7 +98,7 @@ class Session:
         self.settings = settings
         self.host = settings.host
         self.port: int = settings.port  # type: ignore[assignment]
-        self.wire = _Wire(settings.local_hostname)
+        self.wire = Wire(settings.local_hostname)
         self.security: str | None = None
         self.phase = "connect"
         self.greeting = ""
@@ -255,7 +135,7 @@ class Session:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.wire.sock = sock
             if self.settings.local_hostname is None:
-                self.wire.local_hostname = _ehlo_name(sock)
+                self.wire.local_hostname = ehlo_name(sock)
             self.wire.note(f"connected to {self.settings.address}")
 
     def wait_for_bytes(self, seconds: float) -> bool:
@@ -274,7 +154,7 @@ class Session:
         with self.step("tls", "tls"):
             sock = self.wire.sock
             assert sock is not None, "connect() comes first"
-            sock.settimeout(self.wire._remaining())
+            sock.settimeout(self.wire.remaining())
             wrapped = context.wrap_socket(sock, server_hostname=self.host)
             self.wire.sock = wrapped
             self.wire.file = None
@@ -314,7 +194,7 @@ class Session:
             code, text = self.wire.docmd("STARTTLS")
             if code != 220:
                 raise smtplib.SMTPResponseException(code, text)
-            pending = len(self.wire.buffer) + _pending_bytes(self.wire.sock)
+            pending = len(self.wire.buffer) + pending_bytes(self.wire.sock)
             if pending:
                 # RFC 3207 section 6 and CVE-2011-0411: whatever arrived with the 220 was sent
                 # before TLS and could have been injected; refuse the session.
@@ -336,7 +216,11 @@ class Session:
                 raise CredentialsWithoutTLS()
             if not self.wire.has_extn("auth"):
                 raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
-            self.wire.login(settings.username or "", settings.password or "")
+            self.wire.ehlo_or_helo_if_needed()
+            mechanism = sasl.choose(self.wire.esmtp_features.get("auth", ""))
+            sasl.authenticate(
+                self.wire, mechanism(settings.username or "", Secret(settings.password or ""))
+            )
 
     def open(self) -> None:
         """Connect, negotiate the security mode, and log in when a username is set."""
@@ -375,84 +259,15 @@ class Session:
         *,
         smtputf8: bool = False,
     ) -> Delivery:
-        """Run one mail transaction (MAIL, RCPT for each recipient, DATA) on the open session.
-
-        Raises:
-            RejectedError: the sender, every recipient, or the message was refused.
-            DeliveryUnknownError: the connection was lost after the data was sent.
-        """
-        wire = self.wire
-        chunks = (data,) if isinstance(data, bytes | bytearray) else tuple(data)
-        size = sum(len(chunk) for chunk in chunks)
-        self.delivered_data = False
-        # Keep the negotiation and this message's lines, not every earlier message's: a long
-        # send_many would otherwise hold thousands of lines (and the garbage collector's time).
-        if len(wire.transcript) > self.opening + _KEEP_LINES:
-            dropped = len(wire.transcript) - self.opening
-            del wire.transcript[self.opening :]
-            wire.note(f"({dropped} lines of earlier messages omitted)")
-        options: list[str] = []
-        with self.step("mail", "send"):
-            if wire.has_extn("size"):
-                limit = int(wire.esmtp_features.get("size") or 0)
-                if limit and size > limit:
-                    raise MessageTooLarge(size, limit)
-                options.append(f"SIZE={size}")
-            if smtputf8:
-                if not wire.has_extn("smtputf8"):
-                    raise smtplib.SMTPNotSupportedError(
-                        "One or more source or delivery addresses require internationalized "
-                        "email support, but the server does not advertise the required SMTPUTF8 "
-                        "capability"
-                    )
-                options += ["SMTPUTF8", "BODY=8BITMIME"]
-            elif wire.has_extn("8bitmime") and not all(c.isascii() for c in chunks):
-                options.append("BODY=8BITMIME")
-            code, text = wire.mail(sender, options)
-            if code != 250:
-                self._reset_quietly()
-                raise smtplib.SMTPSenderRefused(code, text, sender)
-        refused: dict[str, tuple[int, str]] = {}
-        accepted: list[str] = []
-        for rcpt in recipients:
-            with self.step("rcpt", "send"):
-                code, text = wire.rcpt(rcpt)
-            if code in (250, 251):
-                accepted.append(rcpt)
-            else:
-                refused[rcpt] = (code, text.decode("utf-8", "replace"))
-        if not accepted:
-            self._reset_quietly()
-            with self.step("rcpt", "send"):
-                raise smtplib.SMTPRecipientsRefused(
-                    {r: (c, t.encode()) for r, (c, t) in refused.items()}
-                )
-        with self.step("data", "send"):
-            code, text = wire.docmd("DATA")
-            if code != 354:
-                self._reset_quietly()
-                raise smtplib.SMTPDataError(code, text)
-            wire.transcript.append(
-                TranscriptLine("C", f"<message data, {size} bytes>", wire.encrypted)
-            )
-            tail = _send_body(wire, chunks)
-        # The last piece carries the end mark: from its first byte on, the server may hold the
-        # whole message, so losing the connection (or a Ctrl-C) now means "delivery unknown".
-        self.delivered_data = True
-        with self.step("data-end", "send"):
-            wire.sendall(tail)
-            code, text = wire.getreply()
-            self.delivered_data = False
-            if code != 250:
-                raise smtplib.SMTPDataError(code, text)
-        return Delivery(tuple(accepted), refused, f"{code} {text.decode('utf-8', 'replace')}")
+        """Run one mail transaction on the open session (see ``transaction.deliver``)."""
+        return transaction.deliver(self, sender, recipients, data, smtputf8=smtputf8)
 
     def reset(self) -> None:
         """RSET: abandon any transaction in progress."""
         with self.step("rset", "send"):
             self.wire.rset()
 
-    def _reset_quietly(self) -> None:
+    def reset_quietly(self) -> None:
         with contextlib.suppress(Exception):
             self.wire.rset()
 
@@ -494,54 +309,6 @@ class Session:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _send_body(wire: _Wire, chunks: Sequence[bytes]) -> bytes:
-    """Send all but the last piece of the message data; return that piece with the end mark.
-
-    Dot-stuffing as RFC 5321 section 4.5.2 says, also across chunk boundaries. Pieces are views,
-    so a large message is not copied; the end mark travels with the last piece (one write fewer
-    per message).
-    """
-    pieces: list[memoryview] = []
-    line_start = True  # the next byte begins a line
-    for chunk in chunks:
-        if not chunk:
-            continue
-        if b"\n." in chunk:
-            chunk = chunk.replace(b"\n.", b"\n..")
-        if line_start and chunk.startswith(b"."):
-            chunk = b"." + chunk
-        line_start = chunk.endswith(b"\n")
-        view = memoryview(chunk)
-        pieces += [view[start : start + _CHUNK] for start in range(0, len(view), _CHUNK)]
-    for piece in pieces[:-1]:
-        wire.sendall(piece)
-    end = b".\r\n" if line_start and pieces else b"\r\n.\r\n"
-    return (bytes(pieces[-1]) if pieces else b"") + end
-
-
-def _pending_bytes(sock: socket.socket | None) -> int:
-    """How many bytes are already waiting on the socket, without blocking."""
-    if sock is None:
-        return 0
-    timeout = sock.gettimeout()
-    sock.setblocking(False)
-    try:
-        return len(sock.recv(4096, socket.MSG_PEEK))
-    except (BlockingIOError, InterruptedError):
-        return 0
-    finally:
-        sock.settimeout(timeout)
-
-
-def _ehlo_name(sock: socket.socket) -> str:
-    """A name for EHLO without a DNS lookup: the host name if it is dotted, else an address literal."""
-    name = socket.gethostname()
-    if "." in name and name.isascii():
-        return name
-    address = sock.getsockname()[0]
-    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
 
 
 def open_session(settings: Settings) -> Session:
