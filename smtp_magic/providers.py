@@ -382,8 +382,8 @@ def by_spf(include: str) -> Provider | None:
 def by_host(host: str) -> Provider | None:
     """The provider a server host name belongs to (from settings or a greeting), or None."""
     host = host.lower().rstrip(".")
-    if not host:
-        return None
+    if not host or host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
+        return None  # an address says nothing about who runs the server (a lab, a Bridge)
     for provider in PROVIDERS:
         if any(_under(host, e.host) for e in provider.endpoints if "{" not in e.host):
             return provider
