@@ -7,16 +7,19 @@ import base64
 import binascii
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, AuthResult, auth_mechanism
 
+from smtp_magic.lab.handler import LabHandler, ReceivedMessage
 from smtp_magic.lab.tokens import TokenValidator, TokenVerdict
 
 __all__ = [
     "AUTH_RESPONSE_LIMIT",
     "AuthAttempt",
+    "OAuthLabHandler",
     "OAuthLogins",
     "OAuthStyle",
     "parse_oauthbearer",
@@ -222,12 +225,11 @@ class OAuthLogins:
     ) -> AuthResult:
         # Google's XOAUTH2 page ("Error response"): the challenge carries status, schemes, scope.
         details = {"status": verdict.status, "schemes": "bearer", "scope": verdict.scope}
-        closing = await _challenge(server, json.dumps(details, separators=(",", ":")).encode())
-        attempt = AuthAttempt(mechanism, user, inline, len(token), False, verdict.status, closing)
-        self._note(attempt)
-        if closing is None:
+        answer = await _challenge(server, json.dumps(details, separators=(",", ":")).encode())
+        closing = None if answer is None else _decoded(answer)
+        self._note(AuthAttempt(mechanism, user, inline, len(token), False, verdict.status, closing))
+        if answer is None:
             return AuthResult(success=False, handled=True)
-        closing = _decoded(closing)
         if closing != _CLOSING[mechanism]:
             expected = "an empty line" if mechanism == "XOAUTH2" else "^A (RFC 7628 section 3.2.3)"
             await server.push(f"501 5.5.2 After the error challenge {mechanism} expects {expected}")
@@ -242,6 +244,27 @@ class OAuthLogins:
 
     def __repr__(self) -> str:
         return f"<OAuthLogins style={self.style!r} validator={self.validator!r}>"
+
+
+class OAuthLabHandler(LabHandler):
+    """A lab role's handler that also takes XOAUTH2 and OAUTHBEARER logins from ``logins``."""
+
+    def __init__(
+        self, role: int, record: Callable[[ReceivedMessage], int], logins: OAuthLogins
+    ) -> None:
+        super().__init__(role, record)
+        self.logins = logins
+
+    # aiosmtpd offers every auth_<NAME> method of the handler (aiosmtpd docs, "AUTH hooks").
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH XOAUTH2, judged by the lab's token validator."""
+        result: AuthResult = await self.logins.auth_XOAUTH2(server, args)
+        return result
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH OAUTHBEARER, judged by the lab's token validator."""
+        result: AuthResult = await self.logins.auth_OAUTHBEARER(server, args)
+        return result
 
 
 def _decoded(encoded: bytes) -> bytes | None:

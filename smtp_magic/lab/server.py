@@ -17,6 +17,8 @@ import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from smtp_magic.lab.handler import HOST, LabController, LabHandler, ReceivedMessage, bind
+from smtp_magic.lab.oauth_smtp import OAuthLabHandler, OAuthLogins, OAuthStyle
+from smtp_magic.lab.tokens import TokenValidator
 
 if TYPE_CHECKING:
     from smtp_magic.settings import Settings
@@ -49,6 +51,8 @@ class LabServer:
         data_size_limit: int = 40 * 2**20,
         handshake_timeout: float = 5.0,
         directory: str | Path | None = None,
+        tokens: TokenValidator | None = None,
+        oauth_style: OAuthStyle = "google",
     ) -> None:
         """Prepare the lab (nothing listens until ``start()``).
 
@@ -61,6 +65,10 @@ class LabServer:
             handshake_timeout: Seconds the 465 role waits for a TLS handshake.
             directory: Where to write the CA PEM; default: a temporary directory removed by
                 ``stop()``.
+            tokens: Judges OAuth2 access tokens (``StaticTokens``, or the lab authority's
+                validator); given, roles 465 and 587 also offer XOAUTH2 and OAUTHBEARER.
+            oauth_style: How token logins fail: "google" (a 334 JSON challenge, then 535
+                5.7.8) or "microsoft" (XOAUTH2 only, a bare 535 5.7.3).
 
         Raises:
             ValueError: If ``ports`` names a role other than 25, 465 or 587.
@@ -83,6 +91,8 @@ class LabServer:
         self._ports: dict[int, int] = {}
         self._cafile: Path | None = None
         self._tmpdir: Path | None = None
+        self.oauth = OAuthLogins(tokens, style=oauth_style) if tokens is not None else None
+        """The OAuth2 logins (and what the lab saw of them), when ``tokens`` was given."""
 
     def start(self) -> LabServer:
         """Bind the three listeners, check each one answers over TLS, and return the lab.
@@ -132,14 +142,18 @@ class LabServer:
                     f"Cannot listen on {HOST}:{wanted} for the lab's {role} role: {exc.strerror}. "
                     f"Choose another port, or pass ports={{{role}: 0}} for any free port.",
                 ) from exc
-        auth = {"authenticator": self._authenticate, "auth_required": True}
+        auth: dict[str, Any] = {"authenticator": self._authenticate, "auth_required": True}
+        handler = LabHandler(role, self._record)
+        if self.oauth is not None and role != 25:
+            handler = OAuthLabHandler(role, self._record, self.oauth)
+            auth["auth_exclude_mechanism"] = self.oauth.excluded
         behaviour: dict[str, Any] = {
             25: {"tls_context": server_ctx, "require_starttls": False},  # STARTTLS optional
             465: {"ssl_context": server_ctx, **auth},  # TLS from the first byte
             587: {"tls_context": server_ctx, "require_starttls": True, **auth},
         }[role]
         controller = LabController(
-            LabHandler(role, self._record),
+            handler,
             sock=sock,
             handshake_timeout=self._handshake_timeout,
             on_connect=lambda: self._count(role),
@@ -245,6 +259,8 @@ class LabServer:
             "cafile": self.cafile,
         }
         values.update(overrides)
+        if values.get("token") is not None:  # an OAuth2 login uses the token, not the password
+            values["password"] = None
         return Settings(values.pop("host"), **values)
 
     @property

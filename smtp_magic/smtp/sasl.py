@@ -12,7 +12,18 @@ from smtp_magic.secret import Secret
 if TYPE_CHECKING:
     from smtp_magic.smtp.wire import Wire
 
-__all__ = ["MECHANISMS", "LoginMechanism", "Mechanism", "PlainMechanism", "authenticate", "choose"]
+__all__ = [
+    "MECHANISMS",
+    "OAUTH_MECHANISMS",
+    "LoginMechanism",
+    "Mechanism",
+    "OAuthBearerMechanism",
+    "PlainMechanism",
+    "XOAuth2Mechanism",
+    "authenticate",
+    "choose",
+    "oauthbearer_payload",
+]
 
 MAX_COMMAND_LINE = 512
 """RFC 5321 section 4.5.3.1.4: a command line is at most 512 octets, CRLF included."""
@@ -67,6 +78,65 @@ class LoginMechanism(Mechanism):
 
 MECHANISMS: dict[str, type[Mechanism]] = {"PLAIN": PlainMechanism, "LOGIN": LoginMechanism}
 """Password mechanisms in order of preference (PLAIN needs one round trip, LOGIN two)."""
+
+
+class XOAuth2Mechanism(Mechanism):
+    """XOAUTH2, as Google and Microsoft document it: ``user=<user>^Aauth=Bearer <token>^A^A``.
+
+    The secret is the access token. A server that refuses it may first send a ``334`` challenge
+    carrying base64 JSON (status, schemes, scope); the client answers with ``closing`` and the
+    server then sends its 535. The decoded challenge is kept in ``challenge`` for the error.
+    """
+
+    name = "XOAUTH2"
+    closing: ClassVar[bytes] = b""  # Google's XOAUTH2 page: an empty response
+
+    def __init__(self, username: str, secret: Secret) -> None:
+        super().__init__(username, secret)
+        self.challenge: bytes | None = None
+
+    def initial(self) -> Secret:
+        user = self.username.encode("utf-8")
+        return b"user=" + user + b"\x01auth=Bearer " + self.secret + b"\x01\x01"
+
+    def respond(self, challenge: bytes) -> Secret:
+        self.challenges += 1
+        if self.challenges > 1:  # only the one error challenge is part of the mechanism
+            return super().respond(challenge)
+        self.challenge = challenge
+        return Secret(self.closing)
+
+
+class OAuthBearerMechanism(XOAuth2Mechanism):
+    """OAUTHBEARER (RFC 7628): GS2 header ``n,a=<user>,``, then ``^Aauth=Bearer <token>^A^A``.
+
+    Host and port are optional (section 3.1) and left out: a server must check them against
+    the connection, so a name the client cannot know for sure would only cost a login. After an
+    error challenge the client sends a single ``^A`` (section 3.2.3).
+    """
+
+    name = "OAUTHBEARER"
+    closing = b"\x01"
+
+    def initial(self) -> Secret:
+        return oauthbearer_payload(self.username, self.secret)
+
+
+def oauthbearer_payload(
+    username: str, token: Secret, host: str | None = None, port: int | None = None
+) -> Secret:
+    """The OAUTHBEARER initial client response (RFC 7628 section 3.1), before base64."""
+    # RFC 5801 section 4: "=" and "," in the authzid are written "=3D" and "=2C".
+    authzid = username.replace("=", "=3D").replace(",", "=2C")
+    pairs = (f"host={host}\x01" if host else "") + (f"port={port}\x01" if port else "")
+    return f"n,a={authzid},\x01{pairs}auth=Bearer ".encode() + token + b"\x01\x01"
+
+
+OAUTH_MECHANISMS: dict[str, type[Mechanism]] = {
+    "OAUTHBEARER": OAuthBearerMechanism,
+    "XOAUTH2": XOAuth2Mechanism,
+}
+"""Token mechanisms in order of preference: OAUTHBEARER is the standard (RFC 7628)."""
 
 
 def choose(offered: str, preferences: dict[str, type[Mechanism]] = MECHANISMS) -> type[Mechanism]:

@@ -16,7 +16,7 @@ from smtp_magic.errors import SettingsError
 from smtp_magic.report import TLSInfo, TranscriptLine
 from smtp_magic.secret import Secret
 from smtp_magic.settings import Settings
-from smtp_magic.smtp import diagnose, sasl, tls, transaction
+from smtp_magic.smtp import diagnose, oauth, sasl, tls, transaction
 from smtp_magic.smtp.markers import CredentialsWithoutTLS, MessageTooLarge, PlaintextAfterSTARTTLS
 from smtp_magic.smtp.transaction import Delivery
 from smtp_magic.smtp.wire import Wire, ehlo_name, pending_bytes
@@ -209,7 +209,7 @@ class Session:
         self.ehlo()
 
     def login(self) -> None:
-        """Authenticate with the settings' username and password, only over TLS."""
+        """Authenticate with the settings' password or OAuth2 token, only over TLS."""
         settings = self.settings
         with self.step("auth", "auth"):
             if not self.wire.encrypted:
@@ -217,6 +217,9 @@ class Session:
             if not self.wire.has_extn("auth"):
                 raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
             self.wire.ehlo_or_helo_if_needed()
+            if settings.token is not None:
+                oauth.login(self)
+                return
             mechanism = sasl.choose(self.wire.esmtp_features.get("auth", ""))
             sasl.authenticate(
                 self.wire, mechanism(settings.username or "", Secret(settings.password or ""))
@@ -317,7 +320,7 @@ def open_session(settings: Settings) -> Session:
     Raises:
         SMTPMagicError: any failure, explained (see ``smtp_magic.errors``).
     """
-    if settings.username and not settings.password:
+    if settings.username and not settings.password and settings.token is None:
         raise SettingsError(
             f"username {settings.username!r} has no password, so the login would fail: set "
             "SMTP_PASSWORD, store it with keyring, or call "
