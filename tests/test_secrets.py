@@ -47,6 +47,7 @@ from smtp_magic import (
     send_many,
 )
 from smtp_magic.lab.server import DEMO_PASSWORD, DEMO_USERNAME, LabServer
+from smtp_magic.lab.tokens import StaticTokens
 from smtp_magic.report import format_transcript
 from smtp_magic.smtp.session import forget_auto_choices
 
@@ -75,6 +76,21 @@ for _name, _password in (("SECRET", SECRET), ("WRONG", WRONG), ("DEMO_PASSWORD",
     NEEDLES[f"{_name} as AUTH LOGIN"] = auth_login(_password)
 NEEDLES["SECRET, a middle slice"] = SECRET[4:-4]  # catches a shortened or partly masked copy
 NEEDLES["WRONG, a middle slice"] = WRONG[4:-4]
+
+# OAuth2 access tokens: a good one, and an expired one the server refuses.
+TOKEN = "ya29.Tk9#secret-Access-Token-61f3"
+OLD_TOKEN = "ya29.Ex7#expired-Access-Token-0b8e"
+TOKEN_USER = "analyst@lab.localhost"
+for _name, _token in (("TOKEN", TOKEN), ("OLD_TOKEN", OLD_TOKEN)):
+    NEEDLES[_name] = _token
+    NEEDLES[f"{_name}, a middle slice"] = _token[5:-4]
+    NEEDLES[f"{_name} as XOAUTH2"] = base64.b64encode(
+        f"user={TOKEN_USER}\x01auth=Bearer {_token}\x01\x01".encode()
+    ).decode()
+    NEEDLES[f"{_name} as OAUTHBEARER"] = base64.b64encode(
+        f"n,a={TOKEN_USER},\x01auth=Bearer {_token}\x01\x01".encode()
+    ).decode()
+    NEEDLES[f"{_name} as base64"] = base64.b64encode(_token.encode()).decode()
 
 
 # -- the corpus ---------------------------------------------------------------------------
@@ -227,6 +243,31 @@ def exercise_api(lab: LabServer, corpus: Corpus) -> None:
         found._repr_html_(),
         *(format_transcript(port.transcript) for port in found),
     )
+
+
+def exercise_api_tokens(lab: LabServer, corpus: Corpus) -> None:
+    """OAuth2 through the API: a token string, a token function that first hands out an
+    expired token, and a refused token; on both roles, and through send_many."""
+    handed_out: list[str] = []
+
+    def token() -> str:
+        handed_out.append(OLD_TOKEN if not handed_out else TOKEN)
+        return handed_out[-1]
+
+    for label, role, value in (("587", 587, TOKEN), ("465, refreshed", 465, token)):
+        settings = lab.settings(role, username=TOKEN_USER, token=value)
+        report = send(message(f"API with a token via {label}"), settings)
+        assert report.auth_mechanism == "OAUTHBEARER", report
+        corpus.add(f"api: token via {label}", repr(settings), str(settings), *report_texts(report))
+    assert handed_out == [OLD_TOKEN, TOKEN]
+    refused = lab.settings(587, username=TOKEN_USER, token=OLD_TOKEN)
+    exc = expect_error(AuthenticationError, lambda: send(message("Expired token"), refused))
+    corpus.add("api: expired token", repr(refused), *error_texts(exc))
+    bulk = send_many(
+        [message("Bulk with a token")], lab.settings(587, username=TOKEN_USER, token=TOKEN)
+    )
+    assert len(bulk.accepted) == 1, bulk
+    corpus.add("api: send_many with a token", str(bulk), repr(bulk), bulk._repr_html_())
 
 
 # -- the command line ---------------------------------------------------------------------
@@ -636,8 +677,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
         level = mail_log.level
         mail_log.setLevel(logging.DEBUG)
         try:
-            with LabServer(ports={25: 0, 465: 0, 587: 0}, password=SECRET) as lab:
+            tokens = StaticTokens({TOKEN: TOKEN_USER}, expired=[OLD_TOKEN])
+            with LabServer(ports={25: 0, 465: 0, 587: 0}, password=SECRET, tokens=tokens) as lab:
                 exercise_api(lab, found)
+                exercise_api_tokens(lab, found)
                 exercise_cli(lab, found)
                 exercise_widget(lab, found)
                 exercise_magic(lab, monkeypatch, tmp, found)
@@ -665,6 +708,10 @@ def test_every_front_end_was_searched(corpus: Corpus) -> None:
     assert "AUTH PLAIN &lt;redacted&gt;" in corpus.text("api: send via 587")
     assert "AUTH PLAIN <redacted>" in corpus.text("api: wrong password on 465")
     assert "rejected the login" in corpus.text("api: wrong password on 587")
+    assert "AUTH OAUTHBEARER <redacted>" in corpus.text("api: token via 587")
+    assert "expired or was revoked" in corpus.text("api: expired token")
+    assert "token='********'" in corpus.text("api: token via 587")
+    assert "AUTH OAUTHBEARER" in corpus.text("logs:")  # the server logged the token logins
     assert "starttls" in corpus.text("api: probe")
     assert "Sent" in corpus.text("cli: send") and "Sent" in corpus.text("widget: typed")
     assert "PasswordModel" in corpus.text("widget: every widget created")
