@@ -124,13 +124,17 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: _Any) -> None:
     """``%load_ext smtp_magic``: register %%sendmail, %smtp_probe, %smtp_lab and %sendmail_form."""
+    from smtp_magic.notebook.display import show_error_diagrams
     from smtp_magic.notebook.magic import load_ipython_extension as load
 
     load(ipython)
+    show_error_diagrams(ipython)  # a raised error shows the conversation, its failed step red
 
 
 def unload_ipython_extension(ipython: _Any) -> None:
     """``%unload_ext smtp_magic``: remove the magics again."""
+    from smtp_magic.notebook.display import hide_error_diagrams
     from smtp_magic.notebook.magic import unload_ipython_extension as unload
 
     unload(ipython)
+    hide_error_diagrams(ipython)

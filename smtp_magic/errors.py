@@ -38,7 +38,10 @@ A front end that re-raises sets ``exc.front_end`` so IPython's rendering uses it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smtp_magic.diagram import Diagram
 
 from smtp_magic.phrasing import render
 
@@ -134,6 +137,37 @@ class SMTPMagicError(Exception):
     def _render_traceback_(self) -> list[str]:
         # IPython shows these lines instead of a traceback (ipython#14024: UsageError does not).
         return [f"{type(self).__name__}: {self}"]
+
+    def diagram(self) -> Diagram | None:
+        """The conversation up to the failure as a ladder diagram, the failed step in red.
+
+        None when no server was talked to (a settings or compose error).
+        """
+        if not self.transcript and self.host is None:
+            return None
+        from smtp_magic.diagram import ladder
+
+        where = self.where or "the server"
+        return ladder(
+            self.transcript,
+            title=f"SMTP conversation with {where}: {type(self).__name__} at {self.phase or 'an unknown step'}",
+            server=f"server {where}",
+            failed_phase=self.phase,
+            diagnosis=str(self),  # phrased for the front end in use
+        )
+
+    def _repr_html_(self) -> str:
+        # Shown when the error is displayed (the notebook extension displays a raised one too):
+        # the diagnosis, the conversation as a picture, the text transcript one click away.
+        import html
+
+        from smtp_magic.report import conversation_html
+
+        head = (
+            f"<p><strong style='color:#cf222e'>{html.escape(type(self).__name__)}</strong>: "
+            f"{html.escape(str(self))}</p>"
+        )
+        return f"<div>{head}{conversation_html(self.diagram(), self.transcript)}</div>"
 
 
 class SettingsError(SMTPMagicError, ValueError):

@@ -7,7 +7,10 @@ import html
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from smtp_magic.diagram import Diagram
 
 from smtp_magic.phrasing import render
 
@@ -18,6 +21,7 @@ __all__ = [
     "SendReport",
     "TLSInfo",
     "TranscriptLine",
+    "conversation_html",
     "format_transcript",
 ]
 
@@ -99,6 +103,12 @@ def _transcript_html(lines: Sequence[TranscriptLine]) -> str:
     )
 
 
+def conversation_html(diagram: Diagram | None, lines: Sequence[TranscriptLine]) -> str:
+    """The conversation as a picture (inline SVG, no script), its text transcript one click away."""
+    picture = f"<div style='margin:0.5em 0'>{diagram.svg}</div>" if diagram else ""
+    return picture + _transcript_html(lines)
+
+
 @dataclass(frozen=True)
 class SendReport:
     """The outcome of one ``send()``: how the connection was secured and who accepted the message."""
@@ -157,10 +167,27 @@ class SendReport:
         rows.extend(("Warning", warning) for warning in self.warnings)
         return rows
 
-    def __str__(self) -> str:
-        head = "Sent" if self.delivered else "Not delivered"
+    @property
+    def headline(self) -> str:
+        """The first line: Sent, Not delivered, or Sent but some recipients were refused."""
         if self.refused and self.accepted:
-            head = "Sent, but some recipients were refused"
+            return "Sent, but some recipients were refused"
+        return "Sent" if self.delivered else "Not delivered"
+
+    def diagram(self) -> Diagram:
+        """The conversation as a ladder diagram (``_repr_svg_`` in Jupyter, ``save("x.svg")``)."""
+        from smtp_magic.diagram import ladder
+
+        where = f"{self.host}:{self.port}"
+        return ladder(
+            self.transcript,
+            title=f"SMTP conversation with {where} ({self.security}): {self.headline.lower()}",
+            server=f"server {where}",
+            timings=self.timings,
+        )
+
+    def __str__(self) -> str:
+        head = self.headline
         width = max(len(k) for k, _ in self.summary_rows())
         body = "\n".join(f"  {k:<{width}}  {v}" for k, v in self.summary_rows())
         return f"{head}:\n{body}"
@@ -171,12 +198,10 @@ class SendReport:
 
     def _repr_html_(self) -> str:
         color = "#1a7f37" if self.delivered and not self.refused else "#9a6700"
-        head = "Sent" if self.delivered else "Not delivered"
-        if self.refused and self.accepted:
-            head = "Sent, but some recipients were refused"
+        picture = self.diagram() if self.transcript else None
         return (
-            f"<div><strong style='color:{color}'>{html.escape(head)}</strong>"
-            f"{_table(self.summary_rows())}{_transcript_html(self.transcript)}</div>"
+            f"<div><strong style='color:{color}'>{html.escape(self.headline)}</strong>"
+            f"{_table(self.summary_rows())}{conversation_html(picture, self.transcript)}</div>"
         )
 
 
@@ -201,6 +226,13 @@ class PortProbe:
     def note_for(self, front_end: str = "python") -> str:
         """The note with its fix phrased for ``front_end`` ("python", "cli", "magic", "form")."""
         return render(self.note_template, front_end) if self.note_template else self.note
+
+    def diagram(self) -> Diagram:
+        """What the probe said to this port and what it answered, as a ladder diagram."""
+        from smtp_magic.diagram import ladder
+
+        where = f"{self.host}:{self.port}"
+        return ladder(self.transcript, title=f"Probe of {where}", server=f"server {where}")
 
     def cells(self) -> tuple[str, ...]:
         """The row of the probe table (the text table puts the note below the rows)."""
@@ -253,6 +285,16 @@ class ProbeReport:
 
     def __len__(self) -> int:
         return len(self.ports)
+
+    def diagram(self, port: int | None = None) -> Diagram:
+        """The conversation with ``port`` (optional when only one port was probed) as a diagram."""
+        if port is None:
+            if len(self.ports) != 1:
+                raise KeyError(
+                    f"say which port: diagram(port), one of {[p.port for p in self.ports]}"
+                )
+            return self.ports[0].diagram()
+        return self[port].diagram()
 
     def __str__(self) -> str:
         return self.text()
@@ -309,7 +351,14 @@ class ProbeReport:
         )
         if greetings:
             certs_html = f"<p>Greetings:</p><ul>{greetings}</ul>" + certs_html
+        conversations = "".join(
+            f"<details><summary>Conversation with port {p.port} (diagram)</summary>"
+            f"{conversation_html(p.diagram(), p.transcript)}</details>"
+            for p in self.ports
+            if p.transcript
+        )
         return (
             f"<div><strong>Probe of {html.escape(self.host)}</strong>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{certs_html}</div>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{certs_html}"
+            f"{conversations}</div>"
         )

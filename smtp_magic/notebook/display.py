@@ -14,7 +14,7 @@ from smtp_magic.message.preview import MessagePreview, preview
 if TYPE_CHECKING:
     from smtp_magic.lab.server import LabServer
 
-__all__ = ["DryRun", "LabMailbox"]
+__all__ = ["DryRun", "LabMailbox", "hide_error_diagrams", "show_error_diagrams"]
 
 
 class DryRun:
@@ -69,6 +69,54 @@ class LabMailbox:
             for n, item in enumerate(self.received, start=1)
         )
         return f"<p>The lab received {len(self.received)} message(s):</p><ol>{items}</ol>"
+
+
+def _error_display(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None
+) -> list[str]:
+    """IPython's custom exception handler: the conversation's diagram, then the one-line error.
+
+    The diagram goes out as display data (inline SVG in text/html, so a stored notebook shows
+    it on GitHub and nbviewer without JavaScript); the error itself stays an error output
+    (what nbval's ``NBVAL_RAISES_EXCEPTION`` and JupyterLab's "Run All" go by), without a
+    traceback, as ``_render_traceback_`` asks.
+    """
+    from smtp_magic.errors import SMTPMagicError
+    from smtp_magic.report import conversation_html
+
+    assert isinstance(value, SMTPMagicError)
+    diagram = value.diagram()
+    if diagram is not None:
+        steps = len(diagram.rows)
+        text = f"The conversation with {value.where} up to the failure ({steps} steps; diagram in HTML)."
+        display(
+            {"text/plain": text, "text/html": conversation_html(diagram, value.transcript)},
+            raw=True,
+        )
+    lines = value._render_traceback_()
+    # IPython's run_code ignores what a custom handler returns: the handler shows the error
+    # itself. _showtraceback is what ipykernel overrides to send the error output.
+    shell._showtraceback(etype, value, lines)
+    return lines
+
+
+def show_error_diagrams(ipython: Any) -> None:
+    """Show a raised ``SMTPMagicError`` with its conversation diagram (``%load_ext smtp_magic``).
+
+    IPython has one slot for a custom exception handler: one set by someone else is kept.
+    """
+    from smtp_magic.errors import SMTPMagicError
+
+    if not ipython.custom_exceptions:
+        ipython.set_custom_exc((SMTPMagicError,), _error_display)
+
+
+def hide_error_diagrams(ipython: Any) -> None:
+    """Undo ``show_error_diagrams`` (``%unload_ext smtp_magic``)."""
+    from smtp_magic.errors import SMTPMagicError
+
+    if ipython.custom_exceptions == (SMTPMagicError,):
+        ipython.set_custom_exc((), None)
 
 
 def _show(obj: Any) -> None:
