@@ -91,10 +91,19 @@ def _serve(args: argparse.Namespace) -> int:
     from smtp_magic.lab.server import LabServer
 
     out = args.out
-    lab = LabServer(directory=args.directory)
+    lab = LabServer(directory=args.directory, persona=args.persona)
     lab.start()
     try:
+        if args.refuse:
+            try:
+                lab.refuse(args.refuse)
+            except ValueError as exc:
+                print(f"smtp-magic serve: {exc}", file=sys.stderr)
+                return 2
         print("smtp_magic lab server (127.0.0.1 only). Press Ctrl-C to stop.", file=out)
+        if args.persona != "plain":
+            refusing = f", refusing with {args.refuse!r}" if args.refuse else ""
+            print(f"  persona:        {args.persona}{refusing}", file=out)
         for role in _ROLES:
             print(f"  plays port {role:<3} on 127.0.0.1:{lab.ports[role]}", file=out)
         print(f"  CA certificate: {lab.cafile}", file=out)
@@ -237,6 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
         "ports, CA file and demo account, and each message it receives.",
     )
     serve.add_argument("--directory", help="where to write lab-ca.pem (default: a temp dir)")
+    serve.add_argument(
+        "--persona",
+        choices=("plain", "gmail", "microsoft365"),
+        default="plain",
+        help="greet, answer EHLO and refuse like this service (default: plain)",
+    )
+    serve.add_argument(
+        "--refuse",
+        metavar="KIND",
+        help="with --persona: refuse every attempt this way, e.g. app-password (gmail) or "
+        "smtp-auth-disabled (microsoft365)",
+    )
     serve.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
 

@@ -160,3 +160,39 @@ def test_microsoft365_offers_no_oauthbearer_and_no_plain(persona_lab: LabServer)
         assert smtp.esmtp_features["auth"].split() == ["LOGIN", "XOAUTH2"]
         code, _ = smtp.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0demo\0x").decode())
     assert code == 504  # not offered, so not accepted either
+
+
+def test_labserver_persona_argument() -> None:
+    with LabServer(ports={25: 0, 465: 0, 587: 0}, persona="microsoft365") as lab:
+        assert "persona='microsoft365'" in repr(lab)
+        lab.refuse("send-as")
+        with pytest.raises(SMTPMagicError) as caught:
+            send(_message(), lab.settings(587))  # type: ignore[arg-type]
+        lab.refuse(None)
+        report = send(_message(), lab.settings(587))  # type: ignore[arg-type]
+    assert caught.value.code == 550
+    greeting = next(line.text for line in report.transcript if line.direction == "S")
+    assert greeting.startswith("220 LAB0101CA0001.outlook.office365.com")
+
+
+def test_plain_lab_has_no_refusals_and_unknown_persona_is_refused(lab: LabServer) -> None:
+    with pytest.raises(ValueError, match="needs a persona"):
+        lab.refuse("app-password")
+    with pytest.raises(ValueError, match="Unknown persona 'yahoo'"):
+        LabServer(persona="yahoo")
+
+
+def test_cli_serve_with_a_persona(capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from smtp_magic.cli import main
+
+    out = io.StringIO()
+    code = main(
+        ["serve", "--persona", "gmail", "--refuse", "app-password", "--seconds", "0.2"], out=out
+    )
+    assert code == 0
+    assert "persona:        gmail, refusing with 'app-password'" in out.getvalue()
+    code = main(["serve", "--persona", "gmail", "--refuse", "send-as", "--seconds", "0.2"])
+    assert code == 2
+    assert "Gmail has no refusal 'send-as'" in capsys.readouterr().err

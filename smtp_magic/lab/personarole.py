@@ -84,7 +84,11 @@ def play(lab: LabServer, persona: str, tokens: TokenValidator | None = None) -> 
     if persona not in PERSONAS:
         raise ValueError(f"unknown persona {persona!r}: use one of {', '.join(PERSONAS)}.")
     behaviour = PersonaBehaviour(PERSONAS[persona])
-    oauth = OAuthLogins(tokens or StaticTokens(), style=behaviour.persona.oauth_style)
+    style = behaviour.persona.oauth_style
+    oauth = lab.oauth if lab.oauth is not None and tokens is None else None
+    if oauth is None or oauth.style != style:
+        validator = tokens or (oauth.validator if oauth is not None else StaticTokens())
+        oauth = OAuthLogins(validator, style=style)
     for controller in lab._controllers.values():
         inner = (
             controller.handler.inner

@@ -18,9 +18,10 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from smtp_magic.lab.handler import HOST, LabController, LabHandler, ReceivedMessage, bind
 from smtp_magic.lab.oauth_smtp import OAuthLabHandler, OAuthLogins, OAuthStyle
-from smtp_magic.lab.tokens import TokenValidator
+from smtp_magic.lab.tokens import StaticTokens, TokenValidator
 
 if TYPE_CHECKING:
+    from smtp_magic.lab.personas import PersonaBehaviour
     from smtp_magic.settings import Settings
 
 __all__ = ["DEMO_PASSWORD", "DEMO_USERNAME", "ROLES", "LabServer", "ReceivedMessage"]
@@ -53,6 +54,7 @@ class LabServer:
         directory: str | Path | None = None,
         tokens: TokenValidator | None = None,
         oauth_style: OAuthStyle = "google",
+        persona: str = "plain",
     ) -> None:
         """Prepare the lab (nothing listens until ``start()``).
 
@@ -69,10 +71,21 @@ class LabServer:
                 validator); given, roles 465 and 587 also offer XOAUTH2 and OAUTHBEARER.
             oauth_style: How token logins fail: "google" (a 334 JSON challenge, then 535
                 5.7.8) or "microsoft" (XOAUTH2 only, a bare 535 5.7.3).
+            persona: "plain", or "gmail" / "microsoft365" to greet, answer EHLO and refuse like
+                that service (:mod:`smtp_magic.lab.personas`; ``refuse()`` picks a refusal).
+                A persona also offers OAuth2 logins, failing them in its service's style
+                (nobody may log in unless ``tokens`` says so).
 
         Raises:
-            ValueError: If ``ports`` names a role other than 25, 465 or 587.
+            ValueError: If ``ports`` names a role other than 25, 465 or 587, or ``persona`` is
+                unknown.
         """
+        from smtp_magic.lab.personas import PERSONAS
+
+        if persona != "plain" and persona not in PERSONAS:
+            raise ValueError(
+                f"Unknown persona {persona!r}: use 'plain', {', '.join(map(repr, PERSONAS))}."
+            )
         unknown = set(ports or {}) - set(ROLES)
         if unknown:
             raise ValueError(f"Unknown lab role(s) {sorted(unknown)}: the roles are 25, 465, 587.")
@@ -91,8 +104,13 @@ class LabServer:
         self._ports: dict[int, int] = {}
         self._cafile: Path | None = None
         self._tmpdir: Path | None = None
+        if persona != "plain":
+            oauth_style = PERSONAS[persona].oauth_style
+            tokens = tokens if tokens is not None else StaticTokens()
         self.oauth = OAuthLogins(tokens, style=oauth_style) if tokens is not None else None
         """The OAuth2 logins (and what the lab saw of them), when ``tokens`` was given."""
+        self.persona = persona
+        self._behaviour: PersonaBehaviour | None = None
 
     def start(self) -> LabServer:
         """Bind the three listeners, check each one answers over TLS, and return the lab.
@@ -123,6 +141,10 @@ class LabServer:
                 self._start_role(role, server_ctx)
             for role in ROLES:
                 self._self_test(role)
+            if self.persona != "plain":
+                from smtp_magic.lab.personarole import play
+
+                self._behaviour = play(self, self.persona)
         except BaseException:
             self.stop()
             raise
@@ -198,6 +220,7 @@ class LabServer:
     def stop(self) -> None:
         """Stop every listener and remove the temporary CA directory. Safe to call twice."""
         controllers, self._controllers = self._controllers, {}
+        self._behaviour = None
         for controller in controllers.values():
             controller.stop(no_assert=True)
         self._ports = {}
@@ -205,6 +228,21 @@ class LabServer:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
             self._cafile = None
+
+    def refuse(self, kind: str | None) -> None:
+        """Refuse every later attempt the way the persona's service does (None: stop).
+
+        Raises:
+            ValueError: The lab plays no persona, or the persona has no refusal ``kind``.
+            RuntimeError: The lab is not running.
+        """
+        if self.persona == "plain":
+            raise ValueError(
+                "refuse() needs a persona: LabServer(persona='gmail' or 'microsoft365')."
+            )
+        if self._behaviour is None:
+            raise RuntimeError("The lab is not running: call lab.start() first.")
+        self._behaviour.refuse(kind)
 
     def __enter__(self) -> LabServer:
         return self.start()
@@ -320,4 +358,5 @@ class LabServer:
         if not self.running:
             return "<LabServer stopped>"
         ports = ", ".join(f"{role}->{port}" for role, port in self._ports.items())
-        return f"<LabServer on {HOST} ({ports}), cafile={self.cafile!r}>"
+        persona = f", persona={self.persona!r}" if self.persona != "plain" else ""
+        return f"<LabServer on {HOST} ({ports}){persona}, cafile={self.cafile!r}>"
