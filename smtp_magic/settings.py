@@ -60,7 +60,8 @@ class Settings:
         password: The password; never shown by ``repr``.
         token: An OAuth2 access token for XOAUTH2/OAUTHBEARER, or a zero-argument callable that
             returns a fresh one (called for each new connection, and once more after the server
-            refuses an expired token). With a token no password is used. Never shown by ``repr``.
+            refuses an expired token, after its ``invalidate()`` if it has one). With a token no
+            password is used. Never shown by ``repr``.
         sender: The default From address.
         cafile: A PEM file of extra certificate authorities to trust, on top of the system's.
         certfile: A client certificate (PEM), for servers that require one.

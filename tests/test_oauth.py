@@ -211,3 +211,24 @@ def test_token_function_errors_are_explained(google_lab: LabServer) -> None:
         send(_message(), _settings(google_lab, 587, broken))
     assert GOOD not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__context__ is None
+
+
+def test_a_caching_provider_is_invalidated_before_the_retry(google_lab: LabServer) -> None:
+    class Provider:
+        """Like smtp_magic.auth's providers: the same token until told it was refused."""
+
+        def __init__(self) -> None:
+            self.current = OLD
+            self.invalidated = 0
+
+        def invalidate(self) -> None:
+            self.invalidated += 1
+            self.current = GOOD
+
+        def __call__(self) -> str:
+            return self.current
+
+    provider = Provider()
+    report = send(_message(), _settings(google_lab, 465, provider))
+    assert provider.invalidated == 1 and report.auth_mechanism == "OAUTHBEARER"
+    assert any("fresh one" in line.text for line in report.transcript)

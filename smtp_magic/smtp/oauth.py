@@ -171,7 +171,8 @@ def login(session: Session) -> None:
 
     A token function is called now (each connection gets a fresh token) and, when the server
     refuses the token as expired or revoked, once more before one more AUTH on the same
-    connection (RFC 4954 allows another AUTH after a failed one).
+    connection (RFC 4954 allows another AUTH after a failed one). If the function has an
+    ``invalidate()`` method (a caching token provider), that is called first.
 
     Raises:
         AuthenticationError: no OAuth2 mechanism is offered, or the token was refused.
@@ -204,6 +205,11 @@ def login(session: Session) -> None:
         fresh_may_help = failure.expired if failure is not None else code == 535
         if callable(token) and fresh_may_help and not retried:
             retried = True
+            # A token provider that caches (smtp_magic.auth's providers do) must be told the
+            # token was refused, or it would hand out the same one again.
+            invalidate = getattr(token, "invalidate", None)
+            if callable(invalidate):
+                invalidate()
             wire.note("the token was refused; asking the token function for a fresh one")
             continue
         message = refusal_message(
