@@ -1,4 +1,4 @@
-"""The smtp-magic command: demo, serve, probe, send and send-notebook, thin front ends over the public API."""
+"""The smtp-magic command: demo, serve, probe, send, send-notebook, login and logout, thin front ends over the public API."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from smtp_magic import clinotebook
+from smtp_magic import clilogin, clinotebook
 from smtp_magic.auth.credentials import with_password
 from smtp_magic.errors import SettingsError, SMTPMagicError
 from smtp_magic.message.compose import compose
@@ -217,6 +217,7 @@ def _send(args: argparse.Namespace) -> int:
         if not settings.username:
             raise SettingsError("--password-stdin needs a login name: give --user NAME as well.")
         settings = dataclasses.replace(settings, password=_stdin_password())
+    settings = clilogin.with_token(args, settings)
     settings = with_password(settings, interactive=_can_prompt(args))
     report = send(message, settings)
     print(report, file=args.out)
@@ -309,8 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     snd.add_argument("--certfile")
     snd.add_argument("--keyfile")
     snd.add_argument("--timeout", type=seconds_type)
+    clilogin.add_token_options(snd)
     snd.set_defaults(run=_send)
     clinotebook.add_parser(commands)
+    clilogin.add_parsers(commands)
     return parser
 
 

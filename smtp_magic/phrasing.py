@@ -36,10 +36,11 @@ def setting(name: str, value: object = None) -> str:
 
 
 def action(name: str, argument: object = None) -> str:
-    """A marker for something to do: ``start_lab``, ``lab_cafile``, ``probe``, ``password``, ``password_source``.
+    """A marker for something to do: ``start_lab``, ``lab_cafile``, ``probe``, ``password``, ``password_source``, ``sign_in``.
 
     ``probe`` takes ``host:port`` as its argument; ``password`` (where to put a missing
-    password) takes the keyring service and user name, ``"smtp_magic/HOST USER"``.
+    password) takes the keyring service and user name, ``"smtp_magic/HOST USER"``; ``sign_in``
+    takes the login arguments, ``"microsoft --client-id ID --username NAME"``.
     """
     return f"{_OPEN}action:{name}{'' if argument is None else '=' + _plain(str(argument))}{_CLOSE}"
 
@@ -181,6 +182,7 @@ _PHRASES: dict[str, _Phrases] = {
                 f"pass password=, set SMTP_PASSWORD, or store it with `keyring set {key}`"
             ),
             "password_source": lambda _: "password=, SMTP_PASSWORD, keyring or the prompt",
+            "sign_in": lambda how: f"`smtp-magic login {how}` in a terminal (or .sign_in())",
         },
     ),
     "cli": _Phrases(
@@ -196,6 +198,7 @@ _PHRASES: dict[str, _Phrases] = {
             "password_source": lambda _: (
                 "SMTP_PASSWORD, --password-stdin, keyring or the prompt (when stdin is a terminal)"
             ),
+            "sign_in": lambda how: f"`smtp-magic login {how}`",
         },
     ),
     "magic": _Phrases(
@@ -208,6 +211,7 @@ _PHRASES: dict[str, _Phrases] = {
                 f"set SMTP_PASSWORD, or store it with `keyring set {key}`, then run the cell again"
             ),
             "password_source": lambda _: "SMTP_PASSWORD, keyring or the prompt",
+            "sign_in": lambda how: f"`%smtp_login {how}`",
         },
     ),
     "form": _Phrases(
@@ -220,6 +224,7 @@ _PHRASES: dict[str, _Phrases] = {
             "probe": lambda _: "the Test connection button",
             "password": lambda _: "type it in the form's Password field",
             "password_source": lambda _: "the form's Password field",
+            "sign_in": lambda _: "the form's Sign in button",
         },
     ),
 }

@@ -81,6 +81,9 @@ class GoogleTokens(TokenProvider):
         """The store key of this account's refresh token."""
         return f"google:{self.client_id}:{self.username}"
 
+    def _login_extra(self) -> list[str]:
+        return ["--cafile", self.cafile] if self.cafile else []
+
     def _stored(self) -> dict[str, Any]:
         raw = self.store.get(self.key)
         if not raw:

@@ -11,6 +11,7 @@ from smtp_magic.auth.loopback import LoopbackReceiver, parse_redirect
 from smtp_magic.auth.oauth import Prompt, Show, TokenProvider, http_session, require
 from smtp_magic.auth.tokenstore import SecretStore
 from smtp_magic.errors import SignInError
+from smtp_magic.phrasing import action
 
 __all__ = ["APP_SCOPE", "SMTP_SCOPE", "MicrosoftTokens"]
 
@@ -75,6 +76,16 @@ class MicrosoftTokens(TokenProvider):
     def app_only(self) -> bool:
         """True for client credentials (no user; the app sends as a granted mailbox)."""
         return self._client_secret is not None
+
+    def _login_extra(self) -> list[str]:
+        extra = []
+        if self.authority != f"{PUBLIC_AUTHORITY}/organizations":
+            extra += ["--authority", self.authority]
+        if self.cafile:
+            extra += ["--cafile", self.cafile]
+        if self.app_only:
+            extra.append("--client-credentials")
+        return extra
 
     def _msal(self) -> Any:
         if self._app is not None:
@@ -176,8 +187,7 @@ class MicrosoftTokens(TokenProvider):
             raise SignInError(
                 "your organisation's Conditional Access blocks the device code sign-in "
                 f"({description.split(':')[0]}); Microsoft advises tenants to block it. Use the "
-                "browser sign-in instead: %smtp_login microsoft --browser, or "
-                f"`{self.command()} --browser`."
+                f"browser sign-in instead: {action('sign_in', self.login_args() + ' --browser')}."
             )
         if error in ("expired_token", "authorization_pending", "slow_down"):
             # msal stops polling at the code's expiry and hands back the last answer.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import threading
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 from smtp_magic.auth.tokenstore import SecretStore, default_store
 from smtp_magic.errors import SettingsError, SignInError
+from smtp_magic.phrasing import action
 
 __all__ = [
     "EXTRAS",
@@ -184,7 +186,7 @@ class TokenProvider:
                 raise SignInError(
                     f"cannot sign in to {self.provider.capitalize()} here: {reason}, so nobody "
                     "could open the sign-in page. Sign in once where you can, with "
-                    f"`{self.command()}`; later runs use the stored token.",
+                    f"{action('sign_in', self.login_args())}; later runs use the stored token.",
                     command=self.command(),
                 )
         account = self._sign_in(show or print_prompt, **how)
@@ -199,22 +201,28 @@ class TokenProvider:
             self._token, self._expires_at = None, 0.0
         return self._forget()
 
-    def command(self) -> str:
-        """The shell command that signs in once (``smtp-magic login ...``)."""
-        parts = ["smtp-magic", "login", self.provider, "--client-id", self.client_id]
+    def login_args(self) -> str:
+        """The arguments of ``smtp-magic login`` / ``%smtp_login`` that sign this account in."""
+        parts = [self.provider, "--client-id", self.client_id]
         if self.username:
             parts += ["--username", self.username]
-        return " ".join(parts)
+        return " ".join(shlex.quote(p) for p in [*parts, *self._login_extra()])
+
+    def command(self) -> str:
+        """The shell command that signs in once (``smtp-magic login ...``)."""
+        return f"smtp-magic login {self.login_args()}"
 
     def missing(self, why: str) -> SignInError:
-        """The error for "no usable token": what happened, and the command that fixes it."""
+        """The error for "no usable token": what happened, and how to sign in once."""
         return SignInError(
             f"no OAuth2 token for {self.username or 'this account'} at "
             f"{self.provider.capitalize()} (client id {self.client_id}): {why}. Sign in once "
-            f"with `{self.command()}` (or %smtp_login {self.provider} in a notebook); "
-            "later runs use the stored token.",
+            f"with {action('sign_in', self.login_args())}; later runs use the stored token.",
             command=self.command(),
         )
+
+    def _login_extra(self) -> list[str]:
+        return []
 
     def _silent(self, *, force: bool) -> tuple[str, float]:
         raise NotImplementedError

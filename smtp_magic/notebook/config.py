@@ -12,6 +12,7 @@ from traitlets.config import Configurable
 from smtp_magic.settings import SECURITY_MODES, Settings
 
 if TYPE_CHECKING:
+    from smtp_magic.auth.oauth import TokenProvider
     from smtp_magic.lab.server import LabServer
 
 __all__ = ["SendMail", "active_lab", "active_settings"]
@@ -42,6 +43,27 @@ class SendMail(Configurable):
         None, allow_none=True, help="PEM file of extra certificate authorities to trust."
     ).tag(config=True)
     timeout = Float(None, allow_none=True, help="Seconds each phase may take.").tag(config=True)
+    oauth_provider = Enum(
+        ("microsoft", "google"),
+        default_value=None,
+        allow_none=True,
+        help="Log in with an OAuth2 token from this provider instead of a password "
+        "(%smtp_login sets it and signs in).",
+    ).tag(config=True)
+    oauth_client_id = Unicode(
+        None, allow_none=True, help="The OAuth2 app's client id (Entra app or Google client)."
+    ).tag(config=True)
+    oauth_tenant = Unicode(
+        None, allow_none=True, help="Microsoft tenant: organizations (default), consumers, an id."
+    ).tag(config=True)
+    oauth_authority = Unicode(
+        None,
+        allow_none=True,
+        help="Microsoft authority URL override (the lab's, a national cloud).",
+    ).tag(config=True)
+    oauth_cafile = Unicode(
+        None, allow_none=True, help="Extra CA file to trust for the OAuth2 authority (the lab's)."
+    ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
         # Set before Configurable.__init__, which loads the config and so fires the observer.
@@ -49,6 +71,7 @@ class SendMail(Configurable):
         self._lab_settings: Settings | None = None
         self._before_lab: dict[str, Any] = {}
         self._set_during_lab: set[str] = set()
+        self._tokens: tuple[tuple[Any, ...], TokenProvider] | None = None
         super().__init__(**kwargs)
 
     @observe(*_TRAITS)
@@ -83,8 +106,43 @@ class SendMail(Configurable):
             if merged.get("host", lab.host) == lab.host:
                 if merged.get("username", lab.username) != lab.username:
                     merged["password"] = None  # the demo password belongs to the demo account
-                return dataclasses.replace(lab, **merged)
-        return Settings.from_env(**{**configured, **options})
+                return self._with_token(dataclasses.replace(lab, **merged))
+        return self._with_token(Settings.from_env(**{**configured, **options}))
+
+    def token_provider(self, username: str | None) -> TokenProvider:
+        """The token provider of the %config SendMail.oauth_* traits (one per configuration).
+
+        The same instance is reused while the configuration stays the same, so its access token
+        is kept in memory between cells and refreshed only when it is about to expire.
+        """
+        from smtp_magic.auth.signin import token_provider
+
+        key = (
+            self.oauth_provider,
+            self.oauth_client_id,
+            username,
+            self.oauth_tenant,
+            self.oauth_authority,
+            self.oauth_cafile,
+        )
+        if self._tokens is None or self._tokens[0] != key:
+            tokens = token_provider(
+                self.oauth_provider or "",
+                client_id=self.oauth_client_id,
+                username=username,
+                tenant=self.oauth_tenant,
+                authority=self.oauth_authority,
+                cafile=self.oauth_cafile,
+            )
+            self._tokens = (key, tokens)
+        return self._tokens[1]
+
+    def _with_token(self, settings: Settings) -> Settings:
+        # With an OAuth2 provider configured, the token replaces the password (never both).
+        if not self.oauth_provider or settings.token is not None:
+            return settings
+        tokens = self.token_provider(settings.username)
+        return dataclasses.replace(settings, password=None, token=tokens)
 
     def start_lab(self) -> LabServer:
         """Start a LabServer and make its 587 role the default."""

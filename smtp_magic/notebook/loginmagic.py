@@ -1,0 +1,138 @@
+"""%smtp_login and %smtp_logout: sign in once with OAuth2, then %%sendmail and the form log in with the token."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from smtp_magic.auth.oauth import Prompt
+from smtp_magic.errors import SMTPMagicError
+from smtp_magic.notebook.config import SendMail
+
+__all__ = ["LoginMagics", "load", "prompt_bundle", "unload"]
+
+_NAMES = ("smtp_login", "smtp_logout")
+
+
+def prompt_bundle(prompt: Prompt) -> dict[str, str]:
+    """A Prompt as a display bundle: a link (and the code, large) in HTML, one line in text."""
+    link = f'<a href="{html.escape(prompt.url)}" target="_blank">{html.escape(prompt.url)}</a>'
+    if prompt.kind == "device":
+        rich = (
+            f"<p>To sign in, open {link} and enter the code "
+            f"<code style='font-size:1.3em'>{html.escape(prompt.code)}</code></p>"
+        )
+    else:
+        rich = f"<p>Sign in in your browser: {link}</p>"
+    return {"text/html": rich, "text/plain": prompt.message}
+
+
+def _show(prompt: Prompt) -> None:
+    from IPython.display import display
+
+    display(prompt_bundle(prompt), raw=True)
+
+
+@magics_class
+class LoginMagics(Magics):
+    """The sign-in magics; they set the ``SendMail.oauth_*`` traits that %%sendmail reads."""
+
+    def __init__(self, shell: Any, defaults: SendMail) -> None:
+        super().__init__(shell=shell)
+        self.defaults = defaults
+
+    @magic_arguments()
+    @argument("provider", choices=("microsoft", "google"), help="who issues the token")
+    @argument(
+        "--client-id", help="the app's client id (default: %%config SendMail.oauth_client_id)"
+    )
+    @argument("--username", help="the mailbox (default: %%config SendMail.username)")
+    @argument("--tenant", help="Microsoft: organizations (default), consumers, or a tenant id")
+    @argument("--authority", help="Microsoft: an authority URL (the lab's, a national cloud)")
+    @argument("--cafile", help="extra CA file to trust for the authority (the lab's)")
+    @argument("--browser", action="store_true", help="browser sign-in instead of a device code")
+    @argument("--paste", action="store_true", help="browser sign-in, then paste the final address")
+    @argument(
+        "--interactive",
+        action="store_true",
+        help="sign in even when the notebook runs headless (someone, or the lab, answers)",
+    )
+    @line_magic
+    def smtp_login(self, line: str) -> None:
+        """Sign in with OAuth2 once; %%sendmail and the form then send with the token.
+
+        Microsoft signs in with a device code (a link and a code to type), or with --browser.
+        Google signs in in the browser; on a remote kernel (JupyterHub, Binder) add --paste and
+        paste the address the browser ends on. The token is kept in keyring, never in the
+        notebook. Headless runs (papermill, nbconvert --execute) never start a sign-in.
+        """
+        args = parse_argstring(self.smtp_login, line)
+        d = self.defaults
+        d.oauth_provider = args.provider
+        for trait, value in (
+            ("oauth_client_id", args.client_id),
+            ("username", args.username),
+            ("oauth_tenant", args.tenant),
+            ("oauth_authority", args.authority),
+            ("oauth_cafile", args.cafile),
+        ):
+            if value is not None:
+                setattr(d, trait, value)
+        how: dict[str, Any] = {}
+        if args.browser or args.paste:
+            how["method"] = "browser"
+        if args.paste:
+            how["paste"] = self._paste
+        try:
+            username = d.username or (d.build_settings().username)
+            tokens = d.token_provider(username)
+            account = tokens.sign_in(_show, interactive=True if args.interactive else None, **how)
+        except SMTPMagicError as exc:
+            exc.front_end = "magic"
+            raise
+        print(
+            f"Signed in to {args.provider.capitalize()} as {account}; the token is kept in "
+            f"{tokens.store.where}. %%sendmail now logs in with it."
+        )
+
+    def _paste(self, prompt: Prompt) -> str:
+        _show(prompt)
+        # input() goes through the front end (a text box under the cell in Jupyter).
+        return input("After signing in, paste the address the browser ended on: ").strip()
+
+    @magic_arguments()
+    @argument("--keep", action="store_true", help="only stop using the token; keep it stored")
+    @line_magic
+    def smtp_logout(self, line: str) -> None:
+        """Sign out: forget the stored OAuth2 tokens (Google: revoke them) and use passwords again."""
+        args = parse_argstring(self.smtp_logout, line)
+        d = self.defaults
+        if not d.oauth_provider:
+            print("Not signed in (no %smtp_login in this session).")
+            return
+        provider = d.oauth_provider
+        removed = False
+        if not args.keep:
+            tokens = d.token_provider(d.username or d.build_settings().username)
+            removed = tokens.sign_out()
+        d.oauth_provider = None
+        what = "the stored tokens were removed" if removed else "nothing was stored"
+        print(f"Signed out of {provider.capitalize()}: {what}; %%sendmail uses passwords again.")
+
+
+def load(ip: Any) -> None:
+    """Register the sign-in magics next to those of ``smtp_magic.notebook.magic``."""
+    defaults = next((c for c in ip.configurables if isinstance(c, SendMail)), None)
+    if defaults is None:  # the main extension registers SendMail first; be safe anyway
+        defaults = SendMail(config=ip.config)
+        ip.configurables.append(defaults)
+    ip.register_magics(LoginMagics(ip, defaults))
+
+
+def unload(ip: Any) -> None:
+    """Remove the sign-in magics."""
+    for name in _NAMES:
+        ip.magics_manager.magics["line"].pop(name, None)

@@ -1,0 +1,56 @@
+"""Shared by the OAuth2 tests: a real in-memory keyring backend and the lab's authority with its clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import keyring
+import keyring.backend
+
+from smtp_magic.lab.authority import DEMO_USER, OAuthAuthority
+
+GOOGLE_CLIENT = "lab-google-desktop"
+GOOGLE_SECRET = "lab-google-not-so-secret"
+APP_CLIENT = "lab-unattended-app"
+APP_SECRET = "lab-app-secret-5521"
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """A real keyring backend keeping secrets in a dict, as keyring's docs suggest for tests."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.passwords.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if (service, username) not in self.passwords:
+            raise keyring.errors.PasswordDeleteError("not found")
+        del self.passwords[(service, username)]
+
+
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """Install a MemoryKeyring for the duration of a test (use as a fixture body)."""
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+
+
+def lab_authority(**kwargs: object) -> OAuthAuthority:
+    """An authority whose robot approves device codes, with a Google client and an app-only one."""
+    options: dict[str, object] = {"robot": DEMO_USER, "robot_after": 1, **kwargs}
+    authority = OAuthAuthority(**options)  # type: ignore[arg-type]
+    authority.add_client(GOOGLE_CLIENT, secret=GOOGLE_SECRET)
+    authority.add_client(APP_CLIENT, secret=APP_SECRET, app_only=True, send_as=[DEMO_USER])
+    return authority

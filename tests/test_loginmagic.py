@@ -1,0 +1,109 @@
+"""%smtp_login / %smtp_logout in a real InteractiveShell, against the lab's loopback OAuth2 authority."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+from smtp_magic import SignInError
+from smtp_magic.auth.tokenstore import KEYRING_SERVICE
+from smtp_magic.lab.authority import DEMO_CLIENT_ID, DEMO_USER, OAuthAuthority
+from smtp_magic.notebook.config import SendMail
+from tests.oauthhelpers import MemoryKeyring, lab_authority, memory_keyring
+
+
+@pytest.fixture(scope="module")
+def authority() -> Iterator[OAuthAuthority]:
+    with lab_authority() as running:
+        yield running
+
+
+@pytest.fixture
+def vault() -> Iterator[MemoryKeyring]:
+    yield from memory_keyring()
+
+
+@pytest.fixture
+def ip() -> Iterator[InteractiveShell]:
+    created = not InteractiveShell.initialized()
+    main = sys.modules["__main__"]
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    shell = InteractiveShell.instance(config=config)
+    shell.run_line_magic("load_ext", "smtp_magic")
+    try:
+        yield shell
+    finally:
+        shell.run_line_magic("unload_ext", "smtp_magic")
+        shell.config.pop("SendMail", None)
+        if created:
+            InteractiveShell.clear_instance()
+            sys.modules["__main__"] = main
+
+
+def _defaults(ip: InteractiveShell) -> SendMail:
+    [found] = [c for c in ip.configurables if isinstance(c, SendMail)]
+    return found
+
+
+def _login_line(authority: OAuthAuthority, extra: str = "") -> str:
+    return (
+        f"microsoft --client-id {DEMO_CLIENT_ID} --username {DEMO_USER} "
+        f"--authority {authority.microsoft_authority} --cafile {authority.cafile} {extra}"
+    )
+
+
+def test_login_then_settings_carry_the_token_then_logout(
+    ip: InteractiveShell,
+    authority: OAuthAuthority,
+    vault: MemoryKeyring,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ip.run_line_magic("smtp_login", _login_line(authority, "--interactive"))
+    out = capsys.readouterr().out
+    assert f"open the page {authority.url}/device and enter the code" in out
+    assert f"Signed in to Microsoft as {DEMO_USER}" in out and "keyring" in out
+
+    settings = _defaults(ip).build_settings(host="smtp.example.org")
+    assert settings.password is None and callable(settings.token)
+    assert settings.username == DEMO_USER
+    token = settings.token()  # type: ignore[misc,operator]
+    assert authority.validator(DEMO_USER, token).ok
+    assert token not in repr(settings) and token not in out
+
+    ip.run_line_magic("smtp_logout", "")
+    assert "Signed out of Microsoft: the stored tokens were removed" in capsys.readouterr().out
+    assert not [k for (service, k) in vault.passwords if service == KEYRING_SERVICE]
+    assert _defaults(ip).build_settings(host="smtp.example.org").token is None
+
+
+def test_config_traits_name_provider_and_client(ip: InteractiveShell, vault: MemoryKeyring) -> None:
+    ip.run_line_magic("config", "SendMail.oauth_provider = 'google'")
+    ip.run_line_magic("config", "SendMail.oauth_client_id = 'abc.apps.googleusercontent.com'")
+    ip.run_line_magic("config", "SendMail.username = 'someone@gmail.com'")
+    settings = _defaults(ip).build_settings(host="smtp.gmail.com")
+    assert settings.token is not None and settings.password is None
+    # Nobody signed in: the token callable fails at once with the magic's own command.
+    with pytest.raises(SignInError, match="nothing is stored") as caught:
+        settings.token()  # type: ignore[misc,operator]
+    assert "`%smtp_login google --client-id abc.apps.googleusercontent.com" in caught.value.phrased(
+        "magic"
+    )
+
+
+def test_headless_login_refuses_with_the_magic_command(
+    ip: InteractiveShell,
+    authority: OAuthAuthority,
+    vault: MemoryKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(SignInError) as caught:
+        ip.run_line_magic("smtp_login", _login_line(authority))
+    shown = caught.value._render_traceback_()[0]
+    assert "this is a CI job" in shown
+    assert f"`%smtp_login microsoft --client-id {DEMO_CLIENT_ID}" in shown
