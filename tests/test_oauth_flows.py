@@ -243,9 +243,9 @@ def test_headless_sign_in_fails_fast_with_the_command(
     with pytest.raises(SignInError, match="CI job") as caught:
         tokens.sign_in(lambda p: pytest.fail("no prompt may be shown headless"))
     assert time.monotonic() - started < 1.0
-    assert (
-        caught.value.command
-        == f"smtp-magic login microsoft --client-id {DEMO_CLIENT_ID} --username {DEMO_USER}"
+    assert caught.value.command == (
+        f"smtp-magic login microsoft --client-id {DEMO_CLIENT_ID} --username {DEMO_USER} "
+        f"--authority {authority.microsoft_authority} --cafile {authority.cafile}"
     )
     with pytest.raises(SignInError, match="nothing is stored"):
         tokens()  # and the token callable never starts a flow either
