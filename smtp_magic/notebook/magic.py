@@ -27,26 +27,25 @@ from __future__ import annotations
 import argparse
 import ast
 import os
-import shlex
 from collections import ChainMap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.display import display
 
 from smtp_magic.auth.credentials import with_password
 from smtp_magic.errors import ComposeError
 from smtp_magic.message.compose import compose
 from smtp_magic.message.template import is_dataframe
+from smtp_magic.notebook.base import PASSWORD_REFUSED, DefaultsMagics, argv
 from smtp_magic.notebook.config import SendMail, active_settings
 from smtp_magic.notebook.config import active_lab as active_lab  # re-exported: notebooks import it
-from smtp_magic.notebook.display import DryRun, LabMailbox, _show, _status
+from smtp_magic.notebook.display import DryRun, LabMailbox, _show
+from smtp_magic.notebook.labmagic import LabMagics
 from smtp_magic.options import port_type, seconds_type
-from smtp_magic.probe import DEFAULT_PROBE_PORTS, probe
 from smtp_magic.send import send
 from smtp_magic.settings import SECURITY_MODES, Settings
 
@@ -61,29 +60,6 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
-PASSWORD_REFUSED = (
-    "Passwords never go on the magic line (it is saved in the notebook and in IPython's "
-    "history): set SMTP_PASSWORD, use keyring, or answer the prompt."
-)
-_SECRET_WORDS = ("pass", "secret", "token", "pwd")
-_MAGICS = {"cell": ("sendmail",), "line": ("smtp_probe", "smtp_lab", "sendmail_form")}
-
-
-def _argv(line: str) -> list[str]:
-    """Split the magic line as a shell would, refusing anything that looks like a password."""
-    try:
-        argv = shlex.split(line)
-    except ValueError as exc:  # "No closing quotation"
-        raise UsageError(f"cannot read the magic line: {exc}; check the quotes.") from None
-    for token in argv:
-        if not token.startswith("-") or token == "-":
-            continue
-        name = token.split("=", 1)[0].lstrip("-").lower()
-        short_p = not token.startswith("--") and token[1:2] == "p"  # -p, -psecret
-        if short_p or any(word in name for word in _SECRET_WORDS):
-            raise UsageError(PASSWORD_REFUSED)  # never echo the token: it may hold the value
-    return argv
-
 
 def _addresses(values: Iterable[str] | None) -> list[str]:
     """Repeated options, each possibly comma-separated; compose parses the lists."""
@@ -91,18 +67,8 @@ def _addresses(values: Iterable[str] | None) -> list[str]:
 
 
 @magics_class
-class SendMailMagics(Magics):
-    """%%sendmail, %smtp_probe, %smtp_lab and %sendmail_form, sharing one SendMail configurable."""
-
-    @property
-    def _ip(self) -> Any:
-        """The shell these magics are registered on (IPython types it as optional)."""
-        assert self.shell is not None
-        return self.shell
-
-    def __init__(self, shell: Any, defaults: SendMail) -> None:
-        super().__init__(shell=shell)
-        self.defaults = defaults
+class SendMailMagics(DefaultsMagics):
+    """%%sendmail and its mail merge."""
 
     # %%sendmail ----------------------------------------------------------------------------
 
@@ -166,7 +132,7 @@ class SendMailMagics(Magics):
             %%sendmail --to team@example.org --subject "Weekly numbers" --attach df --attach fig
             Hello team, the numbers are attached.
         """
-        args = self.sendmail.parser.parse_args(_argv(line))
+        args = self.sendmail.parser.parse_args(argv(line))
         if args.to_each and args.to:
             raise UsageError("give --to or --to-each, not both: --to-each sets To per message.")
         if not (args.to or args.cc or args.bcc or args.to_each):
@@ -312,75 +278,9 @@ class SendMailMagics(Magics):
 
     # %smtp_probe ---------------------------------------------------------------------------
 
-    @magic_arguments()
-    @argument("host", nargs="?", help="the server (default: the running lab)")
-    @argument("--port", type=port_type, action="append", help="port to probe (repeatable)")
-    @argument("--cafile", help="extra CA certificates to trust (default: the lab's)")
-    @argument("--timeout", type=seconds_type, default=5.0, metavar="SECONDS")
-    @line_magic
-    def smtp_probe(self, line: str) -> None:
-        """Show what each port of a host speaks: plaintext or TLS first, STARTTLS, AUTH, TLS.
 
-        Sends only EHLO, STARTTLS and QUIT: never credentials or mail. Without a host, probes
-        the lab started by ``%smtp_lab start``; while it runs, its CA is trusted.
-
-        Example::
-
-            %smtp_probe smtp.example.org --port 465 --port 587
-        """
-        args = self.smtp_probe.parser.parse_args(_argv(line))
-        lab = self.defaults.lab
-        host, ports = args.host, args.port
-        if host is None:
-            if lab is None:
-                raise UsageError("give a host (%smtp_probe smtp.example.org), or %smtp_lab start.")
-            host, ports = "127.0.0.1", ports or list(lab.ports.values())
-        cafile = args.cafile or (lab.cafile if lab is not None else None)
-        _show(probe(host, ports or DEFAULT_PROBE_PORTS, timeout=args.timeout, cafile=cafile))
-
-    # %smtp_lab -----------------------------------------------------------------------------
-
-    @magic_arguments()
-    @argument("action", choices=("start", "stop", "status", "messages"))
-    @line_magic
-    def smtp_lab(self, line: str) -> None:
-        """Run a local lab server in this kernel that plays ports 25, 465 and 587.
-
-        ``start`` binds 127.0.0.1 ports 8025, 8465 and 8587 (or free ones) and points the
-        defaults of %%sendmail, %smtp_probe and %sendmail_form at the 587 role, with the lab's
-        CA and demo account. ``status`` shows the ports and CA file, ``messages`` what the lab
-        received, ``stop`` stops it and restores the previous defaults.
-        """
-        args = self.smtp_lab.parser.parse_args(_argv(line))
-        lab = self.defaults.lab
-        if args.action == "start":
-            if lab is not None:
-                print("The lab is already running:")
-                print(_status(lab))
-                return
-            lab = self.defaults.start_lab()
-            print(_status(lab))
-            print("%%sendmail, %smtp_probe and %sendmail_form now use its 587 role.")
-        elif lab is None:
-            print("No lab is running: start one with %smtp_lab start.")
-        elif args.action == "stop":
-            self.defaults.stop_lab()
-            print("The lab is stopped; the defaults are as before it started.")
-        elif args.action == "status":
-            print(_status(lab))
-        else:
-            _show(LabMailbox(lab.messages))
-
-    # %sendmail_form ------------------------------------------------------------------------
-
-    @line_magic
-    def sendmail_form(self, line: str) -> None:
-        """Show a form to write and send a message, with the current defaults filled in."""
-        if line.strip():
-            raise UsageError("%sendmail_form takes no options: set defaults with %config SendMail.")
-        from smtp_magic.notebook.form import SendMailForm
-
-        display(SendMailForm(settings=self.defaults.build_settings(), namespace=self._ip.user_ns))
+MAGICS: list[type[DefaultsMagics]] = [SendMailMagics, LabMagics]
+"""Every Magics class ``%load_ext smtp_magic`` registers; each shares the SendMail defaults."""
 
 
 def load_ipython_extension(ip: Any) -> None:
@@ -388,15 +288,17 @@ def load_ipython_extension(ip: Any) -> None:
     unload_ipython_extension(ip)  # a leftover registration would shadow the new one
     defaults = SendMail(config=ip.config)
     ip.configurables.append(defaults)
-    ip.register_magics(SendMailMagics(ip, defaults))
+    for magics in MAGICS:
+        ip.register_magics(magics(ip, defaults))
 
 
 def unload_ipython_extension(ip: Any) -> None:
     """Remove the magics and the configurable, and stop a lab started by %smtp_lab."""
     # IPython has no public way to unregister a magic; dropping the table entries works.
-    for kind, names in _MAGICS.items():
-        for name in names:
-            ip.magics_manager.magics[kind].pop(name, None)
+    for magics in MAGICS:
+        for kind, names in magics.magics.items():
+            for name in names:
+                ip.magics_manager.magics[kind].pop(name, None)
     for configurable in [c for c in ip.configurables if isinstance(c, SendMail)]:
         configurable.stop_lab()
         ip.configurables.remove(configurable)
