@@ -198,9 +198,16 @@ def _tail(tmp_path: Path) -> str:
 
 def test_form_sends_from_jupyterlab(jupyter: Jupyter, browser_lab: LabServer) -> None:
     if not (os.access(CHROMIUM, os.X_OK) or shutil.which("chromium")):
+        # .ci/run says why it could not install it (no root, apt failed, the dpkg lock).
+        why = os.environ.get("SMTP_MAGIC_CHROMIUM_PROBLEM")
         pytest.fail(
-            f"Chromium is not installed at {CHROMIUM}: run `bash .ci/run`, which installs it "
-            "(Debian's package; Playwright's own browser download is not used)."
+            f"Chromium is not installed at {CHROMIUM}"
+            + (
+                f": .ci/run could not install it ({why})."
+                if why
+                else ": run `bash .ci/run`, which installs it (Debian's package; Playwright's "
+                "own browser download is not used)."
+            )
         )
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import expect, sync_playwright
