@@ -158,7 +158,7 @@ def test_test_connection_shows_probe_table(clean_lab: LabServer, make_form: Call
     assert f"<td>{port}</td>" in shown["data"]["text/html"]
     assert "Probe of 127.0.0.1" in shown["data"]["text/plain"]
     assert "offers STARTTLS" in form.status.value
-    assert "use security=&#x27;starttls&#x27;" in form.status.value
+    assert "use the Security field set to starttls (or auto)" in form.status.value
     assert clean_lab.messages == []
     assert_enabled(form)
 
@@ -167,7 +167,7 @@ def test_test_connection_to_implicit_tls_port(clean_lab: LabServer, make_form: C
     form = make_form(clean_lab.settings(465))
     click_and_wait(form, form.test_button)
     assert "speaks TLS first" in form.status.value
-    assert "use security=&#x27;tls&#x27;" in form.status.value
+    assert "use the Security field set to tls (or auto)" in form.status.value
 
 
 def test_preview_shows_message_and_sends_nothing(clean_lab: LabServer, make_form: Callable) -> None:
@@ -627,3 +627,66 @@ def test_saved_notebook_holds_no_password(tmp_path: Path) -> None:
     assert [m["state"]["value"] for m in passwords] == [""]
     assert password not in text
     assert auth_plain("demo", password) not in text
+
+
+# -- the first hour (issue 17), in a real kernel ------------------------------------------
+
+FIRST_HOUR_CELLS = [
+    """\
+from smtp_magic.lab.server import LabServer
+from smtp_magic.notebook.form import SendMailForm
+
+lab = LabServer(ports={25: 0, 465: 0, 587: 0}).start()
+form = SendMailForm(lab.settings(587), namespace=globals())  # the settings carry a password
+form.to.value, form.subject.value, form.body.value = "reader@example.org", "Hi", "Hello"
+form.port.value, form.security.value = lab.ports[465], "starttls"
+form.test_button.click(); form.last.result(timeout=30)
+print("TEST:", form.status.value, "| outputs:", len(form.output.outputs))""",
+    """\
+form.port.value = lab.ports[587]
+form.password.value = "typed-but-wrong"
+form.send_button.click()
+try:
+    form.last.result(timeout=30)
+except Exception as exc:
+    print("RAISED:", type(exc).__name__)
+print("FAILED:", form.status.value, "| outputs:", len(form.output.outputs))""",
+    """\
+form.send_button.click()  # nothing typed: the form must not switch to the settings' password silently
+print("AGAIN:", form.status.value, form.errors["password"].value, "| sent:", len(lab.messages))""",
+    """\
+form.send_button.click(); form.last.result(timeout=30)
+print("THIRD:", form.status.value, "| sent:", len(lab.messages))
+lab.stop()""",
+]
+
+
+def _run_cells(cells: list[str], tmp_path: Path) -> list[str]:
+    """Run ``cells`` in a real kernel (nbclient); each cell's printed text."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    NotebookClient(
+        nb, timeout=90, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    return ["".join(o.get("text", "") for o in cell.outputs) for cell in nb.cells]
+
+
+def test_form_first_hour_in_a_kernel(tmp_path: Path) -> None:
+    tested, failed, again, third = _run_cells(FIRST_HOUR_CELLS, tmp_path)
+    # Test connection against the implicit-TLS role: the verdict names the form's field.
+    assert "speaks TLS first: use the Security field set to tls (or auto)" in tested
+    assert "security=" not in tested and "| outputs: 1" in tested
+    # A failed login clears the old probe table and verdict, and says which password it used.
+    assert "RAISED: AuthenticationError" in failed
+    assert "| outputs: 0" in failed and "Security field set to tls" not in failed
+    assert "The login used the password typed in the Password field" in failed
+    assert "typed-but-wrong" not in failed
+    # The next Send, with nothing typed, stops and says what it would do instead.
+    assert "The password you typed was refused" in again and "| sent: 0" in again
+    assert "password from the settings" in again
+    # Only a deliberate second click logs in with the settings' password, and says so.
+    assert "Logged in with the password from the settings given to the form" in third
+    assert "| sent: 1" in third

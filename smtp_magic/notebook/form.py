@@ -35,10 +35,11 @@ from typing import Any, TypeVar
 
 import ipywidgets as W
 
-from smtp_magic.errors import SMTPMagicError
+from smtp_magic.errors import AuthenticationError, SMTPMagicError
 from smtp_magic.message.preview import preview
 from smtp_magic.notebook import formcheck
 from smtp_magic.notebook.formview import SECURITY_CHOICES, FormWidgets, escape, show
+from smtp_magic.phrasing import render, setting
 from smtp_magic.probe import probe
 from smtp_magic.report import ProbeReport, SendReport, format_transcript
 from smtp_magic.send import send
@@ -52,6 +53,8 @@ MASK = "********"
 _TYPE_HERE = "typed here, cleared when sent"
 _FROM_SETTINGS = "(from settings)"
 _HELD = "(typed: kept for the next Send only)"
+_USED_TYPED = "the password typed in the Password field"
+_USED_SETTINGS = "the password from the settings given to the form"
 
 
 class SendMailForm(FormWidgets):
@@ -90,6 +93,8 @@ class SendMailForm(FormWidgets):
         # synced state that a saved notebook can keep); so does a typed one, until the next Send.
         self._settings_password = base.password
         self._typed_password: str | None = None
+        self._typed_refused = False  # the last Send's typed password was refused by the server
+        self._login_note = ""  # which password a refused login used, for the status
         self._namespace = namespace
         self._pool: ThreadPoolExecutor | None = None
         self._busy = False
@@ -135,6 +140,10 @@ class SendMailForm(FormWidgets):
             self._take_password()  # first, whatever the button and whatever happens next
             if self._busy:  # a click that arrived before the buttons were disabled
                 return
+            # Every action starts from a clean status and output: an old probe table or
+            # diagnosis must not sit beside (and contradict) what this click finds.
+            self.status.value = ""
+            self.output.outputs = ()
             try:
                 handler()
             except Exception as exc:
@@ -160,6 +169,17 @@ class SendMailForm(FormWidgets):
         typed, self._typed_password = self._typed_password, None
         self.password.placeholder = self._password_placeholder()
         self._clear_errors()
+        if self._typed_refused and not typed and self._settings_password:
+            # Never switch silently from a refused typed password to the settings' one: say so
+            # once; the next click uses the settings' password, and the status says which.
+            self._typed_refused = False
+            self._problems.add(
+                "password",
+                "The password you typed was refused, and cleared. Type it again, or click Send "
+                "once more to log in with the password from the settings.",
+            )
+            self.status.value = self._problem_summary(self._problems)
+            return
         password = typed or self._settings_password
         settings = self._settings(password)
         message = self._message()
@@ -181,18 +201,32 @@ class SendMailForm(FormWidgets):
         self.progress.layout.display = "" if len(recipients) > 1 else "none"
         secrets = (password,) if password else ()
 
+        used = _USED_TYPED if typed else (_USED_SETTINGS if password else "")
+
         def job() -> SendReport:
-            report = send(message, settings)
+            try:
+                report = send(message, settings)
+            except AuthenticationError:
+                self._typed_refused = bool(typed)
+                self._login_note = f"The login used {used}." + (
+                    " It has been cleared: type it again in the Password field." if typed else ""
+                )
+                raise
+            self._typed_refused = False
             accepted = len(report.accepted)
             self.progress.value = accepted
             self.progress.description = f"{accepted}/{total} accepted"
             self.progress.bar_style = "warning" if report.refused else "success"
-            self.status.value = report._repr_html_()
+            login = f"<div>Logged in with {escape(used)}.</div>" if used else ""
+            self.status.value = report._repr_html_() + login
             return report
 
         who = ", ".join(recipients)
+        login = f" (login with {used})" if used else ""
         self._start(
-            f"Sending to {escape(who)} via {escape(settings.address)}...", job, secrets=secrets
+            f"Sending to {escape(who)} via {escape(settings.address)}{escape(login)}...",
+            job,
+            secrets=secrets,
         )
 
     def _on_preview(self) -> None:
@@ -227,7 +261,7 @@ class SendMailForm(FormWidgets):
             show(self.output, report)
             found = report[port]
             if not found.reachable:
-                verdict = f"{settings.address} is unreachable: {found.note}"
+                verdict = f"{settings.address} is unreachable: {found.note_for('form')}"
             else:
                 speaks = {"plaintext": "greets in plaintext", "tls": "speaks TLS first"}.get(
                     found.speaks, "answers"
@@ -236,9 +270,10 @@ class SendMailForm(FormWidgets):
                 if found.speaks == "plaintext":
                     verdict += ", offers STARTTLS" if found.starttls else ", offers no STARTTLS"
                 if found.recommended:
-                    verdict += f": use security='{found.recommended}' (or 'auto')"
+                    field = render(setting("security", found.recommended), "form")
+                    verdict += f": use {field} (or auto)"
                 if found.note:
-                    verdict += f". {found.note}"
+                    verdict += f". {found.note_for('form')}"
             self.status.value = f"<b>Test connection</b>: {escape(verdict)}"
             return report
 
@@ -331,7 +366,10 @@ class SendMailForm(FormWidgets):
 
         if isinstance(exc, SMTPMagicError):
             transcript = format_transcript(exc.transcript) if exc.transcript else ""
-            self._status_error(type(exc).__name__, scrub(exc.message), scrub(transcript))
+            text = exc.phrased("form")  # the fix in the form's terms: its fields, its buttons
+            if self._login_note:
+                text, self._login_note = f"{text} {self._login_note}", ""
+            self._status_error(type(exc).__name__, scrub(text), scrub(transcript))
         else:
             self._status_error(
                 f"Unexpected {type(exc).__name__}",
