@@ -17,7 +17,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from smtp_magic import AuthenticationError, Settings, send
+from smtp_magic import AuthenticationError, Settings, send, send_many
 from smtp_magic.lab.server import LabServer
 from smtp_magic.lab.tokens import StaticTokens
 from smtp_magic.report import format_transcript
@@ -210,6 +210,7 @@ def test_token_function_errors_are_explained(google_lab: LabServer) -> None:
     with pytest.raises(AuthenticationError, match="raised RuntimeError") as caught:
         send(_message(), _settings(google_lab, 587, broken))
     assert GOOD not in str(caught.value)
+    assert caught.value.port == google_lab.ports[587]
     assert caught.value.__cause__ is None and caught.value.__context__ is None
 
 
@@ -232,3 +233,15 @@ def test_a_caching_provider_is_invalidated_before_the_retry(google_lab: LabServe
     report = send(_message(), _settings(google_lab, 465, provider))
     assert provider.invalidated == 1 and report.auth_mechanism == "OAUTHBEARER"
     assert any("fresh one" in line.text for line in report.transcript)
+
+
+def test_send_many_asks_for_a_token_per_connection(google_lab: LabServer) -> None:
+    calls: list[int] = []
+
+    def token() -> str:
+        calls.append(1)
+        return GOOD
+
+    bulk = send_many([_message() for _ in range(3)], _settings(google_lab, 587, token))
+    assert len(bulk.accepted) == 3
+    assert len(calls) == 1  # one connection, one token

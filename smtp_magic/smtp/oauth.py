@@ -193,7 +193,14 @@ def login(session: Session) -> None:
         ) from None
     retried = False
     while True:
-        mechanism = kind(settings.username or "", fetch_token(token))
+        problem = ""
+        try:
+            secret = fetch_token(token)
+        except AuthenticationError as exc:
+            problem = exc.message
+        if problem:  # raised outside the except block: no __context__ to carry along
+            raise _error(session, f"Cannot log in to {settings.address}: {problem}")
+        mechanism = kind(settings.username or "", secret)
         try:
             sasl.authenticate(wire, mechanism)
             return
@@ -201,8 +208,12 @@ def login(session: Session) -> None:
             code, reply = exc.smtp_code, _text(exc.smtp_error)
         challenge = getattr(mechanism, "challenge", None)
         failure = OAuthFailure.parse(challenge) if challenge else None
-        # Microsoft 365 refuses an expired token with a bare 535 5.7.3: a fresh token may help.
-        fresh_may_help = failure.expired if failure is not None else code == 535
+        # Microsoft 365 refuses an expired token with a bare 535 5.7.3: a fresh token may help,
+        # unless the reply says SMTP AUTH is switched off (5.7.139).
+        if failure is not None:
+            fresh_may_help = failure.expired
+        else:
+            fresh_may_help = code == 535 and "5.7.139" not in reply
         if callable(token) and fresh_may_help and not retried:
             retried = True
             # A token provider that caches (smtp_magic.auth's providers do) must be told the
