@@ -147,7 +147,8 @@ class MicrosoftTokens(TokenProvider):
         error = str(result.get("error", "unknown_error"))
         description = str(result.get("error_description", "")).split("\r\n")[0].split("\n")[0]
         if refresh and error in ("invalid_grant", "interaction_required"):
-            raise self.missing(f"Microsoft refused the stored sign-in ({error}: {description})")
+            detail = f"{error}: {description}" if description else error
+            raise self.missing(f"Microsoft refused the stored sign-in ({detail})")
         raise SignInError(f"Microsoft refused the sign-in ({error}): {description}")
 
     def _sign_in(self, show: Show, **how: Any) -> str:

@@ -1,0 +1,145 @@
+"""Sign in once, then send through an OAuth2-only lab server: Python, %%sendmail and the CLI, with refresh and revocation."""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Iterator
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+from smtp_magic import SignInError, compose, send, send_many
+from smtp_magic.auth.microsoft import MicrosoftTokens
+from smtp_magic.auth.tokenstore import MemoryStore
+from smtp_magic.cli import main
+from smtp_magic.lab.authority import DEMO_CLIENT_ID, DEMO_USER, OAuthAuthority
+from smtp_magic.lab.server import LabServer
+from tests.oauthhelpers import MemoryKeyring, lab_authority, memory_keyring
+
+
+@pytest.fixture(scope="module")
+def authority() -> Iterator[OAuthAuthority]:
+    with lab_authority() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def lab(authority: OAuthAuthority) -> Iterator[LabServer]:
+    # The lab's SMTP roles accept only tokens this authority issued (no password logins).
+    with LabServer(tokens=authority.validator) as running:
+        yield running
+
+
+@pytest.fixture
+def vault() -> Iterator[MemoryKeyring]:
+    yield from memory_keyring()
+
+
+def _signed_in(authority: OAuthAuthority) -> MicrosoftTokens:
+    tokens = MicrosoftTokens(
+        DEMO_CLIENT_ID,
+        username=DEMO_USER,
+        authority=authority.microsoft_authority,
+        cafile=authority.cafile,
+        store=MemoryStore(),
+    )
+    tokens.sign_in(lambda prompt: None, interactive=True)
+    return tokens
+
+
+def _message(subject: str) -> object:
+    return compose(to="bob@example.org", subject=subject, body="Sent with an OAuth2 token.")
+
+
+def test_api_send_with_the_token_provider(authority: OAuthAuthority, lab: LabServer) -> None:
+    tokens = _signed_in(authority)
+    report = send(_message("api"), lab.settings(587, username=DEMO_USER, token=tokens))  # type: ignore[arg-type]
+    assert report.auth_mechanism in ("OAUTHBEARER", "XOAUTH2")
+    received = [m for m in lab.messages if m.message["Subject"] == "api"]
+    assert received and received[0].authenticated
+
+
+def test_server_side_expiry_is_refreshed_and_retried(
+    authority: OAuthAuthority, lab: LabServer
+) -> None:
+    tokens = _signed_in(authority)
+    first = tokens()
+    authority.expire(first)  # the server now refuses it, though msal's clock says it is fresh
+    send(_message("after expiry"), lab.settings(465, username=DEMO_USER, token=tokens))  # type: ignore[arg-type]
+    assert tokens() != first  # invalidate() made the provider refresh with the refresh token
+    assert any(m.message["Subject"] == "after expiry" for m in lab.messages)
+
+
+def test_revoked_sign_in_fails_with_what_to_do(authority: OAuthAuthority, lab: LabServer) -> None:
+    tokens = _signed_in(authority)
+    tokens()
+    authority.revoke_user(DEMO_USER)  # an administrator revoked every session
+    with authority.store.lock:
+        authority.store.refresh.clear()  # refresh tokens die with the sessions
+    with pytest.raises(SignInError, match="Microsoft refused the stored sign-in") as caught:
+        send(_message("revoked"), lab.settings(587, username=DEMO_USER, token=tokens))  # type: ignore[arg-type]
+    text = str(caught.value)
+    assert "`smtp-magic login microsoft --client-id" in text
+    assert all(r.access_token not in text for r in authority.tokens())
+
+
+def test_send_many_with_the_token(authority: OAuthAuthority, lab: LabServer) -> None:
+    tokens = _signed_in(authority)
+    messages = [_message(f"bulk {i}") for i in range(5)]
+    report = send_many(
+        messages, lab.settings(587, username=DEMO_USER, token=tokens), progress=False
+    )  # type: ignore[arg-type]
+    assert len(report.accepted) == 5
+
+
+def test_sendmail_magic_after_smtp_login(
+    authority: OAuthAuthority, lab: LabServer, vault: MemoryKeyring
+) -> None:
+    created = not InteractiveShell.initialized()
+    main_module = sys.modules["__main__"]
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    ip = InteractiveShell.instance(config=config)
+    ip.run_line_magic("load_ext", "smtp_magic")
+    try:
+        for line in (
+            "SendMail.host = '127.0.0.1'",
+            f"SendMail.port = {lab.ports[587]}",
+            "SendMail.security = 'starttls'",
+            f"SendMail.cafile = {lab.cafile!r}",
+            f"SendMail.sender = {DEMO_USER!r}",
+        ):
+            ip.run_line_magic("config", line)
+        ip.run_line_magic(
+            "smtp_login",
+            f"microsoft --client-id {DEMO_CLIENT_ID} --username {DEMO_USER} "
+            f"--authority {authority.microsoft_authority} --cafile {authority.cafile} --interactive",
+        )
+        ip.run_cell_magic("sendmail", "--to bob@example.org --subject magic-oauth", "Hello.\n")
+        assert any(m.message["Subject"] == "magic-oauth" for m in lab.messages)
+    finally:
+        ip.run_line_magic("unload_ext", "smtp_magic")
+        ip.config.pop("SendMail", None)
+        if created:
+            InteractiveShell.clear_instance()
+            sys.modules["__main__"] = main_module
+
+
+def test_cli_login_then_send(
+    authority: OAuthAuthority, lab: LabServer, vault: MemoryKeyring
+) -> None:
+    common = ["--client-id", DEMO_CLIENT_ID, "--authority", authority.microsoft_authority]
+    assert main(["login", "microsoft", *common, "--username", DEMO_USER,
+                 "--cafile", authority.cafile, "--interactive"], out=io.StringIO()) == 0  # fmt: skip
+    out = io.StringIO()
+    code = main(
+        ["send", "--to", "bob@example.org", "--subject", "cli-oauth", "--body", "b",
+         "--host", "127.0.0.1", "--port", str(lab.ports[587]), "--security", "starttls",
+         "--cafile", lab.cafile, "--user", DEMO_USER, "--from", DEMO_USER,
+         "--oauth", "microsoft", *common, "--oauth-cafile", authority.cafile],
+        out=out,
+    )  # fmt: skip
+    assert code == 0, out.getvalue()
+    assert any(m.message["Subject"] == "cli-oauth" for m in lab.messages)
