@@ -245,3 +245,20 @@ def test_send_many_asks_for_a_token_per_connection(google_lab: LabServer) -> Non
     bulk = send_many([_message() for _ in range(3)], _settings(google_lab, 587, token))
     assert len(bulk.accepted) == 3
     assert len(calls) == 1  # one connection, one token
+
+
+def test_a_providers_refusal_names_the_sign_in_for_each_front_end(google_lab: LabServer) -> None:
+    class Provider:
+        def __call__(self) -> str:
+            return OLD
+
+        def login_args(self) -> str:
+            return "google --client-id lab-client"
+
+    with pytest.raises(AuthenticationError) as caught:
+        send(_message(), _settings(google_lab, 587, Provider()))
+    error = caught.value
+    assert "`smtp-magic login google --client-id lab-client`" in error.phrased("cli")
+    assert "`%smtp_login google --client-id lab-client`" in error.phrased("magic")
+    assert "Sign in button" in error.phrased("form")
+    assert OLD not in error.phrased("cli")

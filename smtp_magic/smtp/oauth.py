@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from smtp_magic.errors import AuthenticationError, SMTPMagicError
+from smtp_magic.phrasing import action, strip_markers
 from smtp_magic.secret import Secret
 from smtp_magic.smtp import sasl
 
@@ -83,18 +84,18 @@ class OAuthFailure:
         """Whether a fresh token could succeed (the token is expired, revoked or unknown)."""
         return self.status in _EXPIRED
 
-    def meaning(self) -> str:
-        """One clause saying what the status means and what to do."""
+    def meaning(self, sign_in: str = "sign in again") -> str:
+        """One clause saying what the status means and what to do (``sign_in``: how to)."""
         if self.status in _EXPIRED:
             return (
                 f"the access token has expired or was revoked (status {self.status}): "
-                "sign in again to get a fresh token"
+                f"{sign_in} to get a fresh token"
             )
         if self.status in _SCOPE:
-            needed = f" {self.scope}" if self.scope else ""
+            needed = f" {strip_markers(self.scope)}" if self.scope else ""
             return (
                 f"the access token was not granted the scope the server needs (status "
-                f"{self.status}): sign in again asking for the scope{needed}"
+                f"{self.status}): {sign_in} asking for the scope{needed}"
             )
         if self.status in _MALFORMED:
             return (
@@ -149,15 +150,24 @@ def refusal_message(
     failure: OAuthFailure | None,
     *,
     retried: bool,
+    login_args: str | None = None,
 ) -> str:
-    """What to tell the user when the server refused the token (never the token itself)."""
+    """What to tell the user when the server refused the token (never the token itself).
+
+    ``login_args`` (a token provider's ``login_args()``) turns "sign in again" into the sign-in
+    command of the front end that shows the error.
+    """
     head = f"{where} refused the OAuth2 login ({mechanism}) for {username!r}"
+    sign_in = "sign in again"
+    if login_args:
+        sign_in += f" with {action('sign_in', login_args)}"
+    reply = strip_markers(reply)  # server text: no phrasing markers from it
     if failure is not None:
-        why = failure.meaning()
+        why = failure.meaning(sign_in)
         if failure.expired and retried:
             why = (
                 f"even a fresh token from the token function was refused as expired or revoked "
-                f"(status {failure.status}): sign in again, and check that the token is for "
+                f"(status {failure.status}): {sign_in}, and check that the token is for "
                 "this mailbox"
             )
     else:
@@ -187,7 +197,8 @@ def login(session: Session) -> None:
     except smtplib.SMTPException:
         raise _error(
             session,
-            f"{settings.address} offers no OAuth2 login (AUTH {offered.strip() or 'none'}); a "
+            f"{settings.address} offers no OAuth2 login "
+            f"(AUTH {strip_markers(offered.strip()) or 'none'}); a "
             "token needs XOAUTH2 or OAUTHBEARER. Use this server's password or app password "
             "instead of the token, or a server that takes OAuth2.",
         ) from None
@@ -197,7 +208,7 @@ def login(session: Session) -> None:
         try:
             secret = fetch_token(token)
         except AuthenticationError as exc:
-            problem = exc.message
+            problem = exc.template
         if problem:  # raised outside the except block: no __context__ to carry along
             raise _error(session, f"Cannot log in to {settings.address}: {problem}")
         mechanism = kind(settings.username or "", secret)
@@ -231,8 +242,21 @@ def login(session: Session) -> None:
             reply,
             failure,
             retried=retried,
+            login_args=_login_args(token),
         )
         raise _error(session, message, code=code, reply=reply)
+
+
+def _login_args(token: object) -> str | None:
+    """The sign-in arguments of a token provider from smtp_magic.auth, if ``token`` is one."""
+    method = getattr(token, "login_args", None)
+    if not callable(method):
+        return None
+    try:
+        args = method()
+    except Exception:  # a provider that cannot say: fall back to plain words
+        return None
+    return args if isinstance(args, str) and args else None
 
 
 def _text(reply: bytes | str) -> str:
