@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from smtp_magic import clilogin, clinotebook
 from smtp_magic.auth.credentials import with_password
@@ -276,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prb.set_defaults(run=_probe)
 
+    _add_send(commands)
+    clinotebook.add_parser(commands)
+    clilogin.add_parsers(commands)
+    return parser
+
+
+def _add_send(commands: Any) -> None:
+    """The ``send`` subcommand and its options."""
     snd = commands.add_parser(
         "send",
         help="send a message (body from --body or stdin)",
@@ -312,9 +321,6 @@ def build_parser() -> argparse.ArgumentParser:
     snd.add_argument("--timeout", type=seconds_type)
     clilogin.add_token_options(snd)
     snd.set_defaults(run=_send)
-    clinotebook.add_parser(commands)
-    clilogin.add_parsers(commands)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None, out=None) -> int:  # type: ignore[no-untyped-def]

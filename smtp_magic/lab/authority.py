@@ -18,6 +18,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from smtp_magic.lab.authoritygrants import install_grants
 from smtp_magic.lab.authoritystore import (
+    LAB_TENANT,
     AuthorityStore,
     LabClient,
     TokenRecord,
@@ -31,7 +32,6 @@ __all__ = ["DEMO_CLIENT_ID", "DEMO_USER", "LAB_TENANT", "SMTP_SCOPES", "OAuthAut
 
 DEMO_USER = "demo@lab.localhost"
 DEMO_CLIENT_ID = "lab-notebook-client"
-LAB_TENANT = "lab-tenant"
 
 SMTP_SCOPES = (
     "https://outlook.office.com/SMTP.Send",

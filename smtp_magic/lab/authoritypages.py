@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
 
-from smtp_magic.lab.authority import LAB_TENANT
+from smtp_magic.lab.authoritystore import LAB_TENANT
 
 if TYPE_CHECKING:
     from smtp_magic.lab.authority import OAuthAuthority

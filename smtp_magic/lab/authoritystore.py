@@ -12,7 +12,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AuthorityStore", "LabClient", "TokenRecord", "unsigned_jwt"]
+__all__ = ["LAB_TENANT", "AuthorityStore", "LabClient", "TokenRecord", "unsigned_jwt"]
+
+LAB_TENANT = "lab-tenant"
+"""The tenant in the lab authority's URLs, as Microsoft's have a tenant (or "organizations")."""
 
 MAX_RECORDS = 2000
 """How many codes or tokens of each kind the lab keeps; the oldest go first (a lab never grows)."""

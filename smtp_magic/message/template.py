@@ -83,6 +83,54 @@ def table_html(df: Any) -> str:
     return "".join(line.strip() for line in rendered.splitlines())
 
 
+class _Shown:
+    """What a template showed: each DataFrame as a table, each Figure as a named inline image."""
+
+    def __init__(self, variables: Mapping[str, object], mode: str, domain: str) -> None:
+        self.mode = mode
+        self.domain = domain
+        # A figure is named after its variable. A notebook namespace also holds the same object
+        # as _, __, _5 or Out[5]; prefer the name the user wrote.
+        self.names: dict[int, str] = {}
+        for name, value in sorted(variables.items(), key=lambda item: item[0].startswith("_")):
+            self.names.setdefault(id(value), name)
+        self.figures: dict[int, TemplateFigure] = {}
+        self.tables: dict[int, Any] = {}
+        self.unnamed: list[int] = []  # one per unnamed figure: "figure.png", "figure-2.png"
+
+    def figure_for(self, value: object) -> TemplateFigure:
+        found = self.figures.get(id(value))
+        if found is None:
+            base = self.names.get(id(value))
+            if base is None:
+                self.unnamed.append(id(value))
+                count = len(self.unnamed)
+                name = "figure.png" if count == 1 else f"figure-{count}.png"
+            else:
+                name = base if base.lower().endswith(".png") else f"{base}.png"
+            found = TemplateFigure(name=name, figure=value, cid=make_msgid(domain=self.domain))
+            self.figures[id(value)] = found
+        return found
+
+    def finalize(self, value: object) -> object:
+        """Jinja2's finalize hook: how a value is shown in the rendered template."""
+        from markupsafe import Markup
+
+        if is_dataframe(value):
+            self.tables.setdefault(id(value), value)
+            if self.mode == "html":
+                return Markup(table_html(value))
+            return value.to_string()  # type: ignore[attr-defined]
+        if is_figure(value):
+            figure = self.figure_for(value)
+            if self.mode == "html":
+                return Markup('<img src="cid:{}" alt="figure: {}">').format(
+                    Markup(html.escape(figure.cid[1:-1], quote=True)), figure.name
+                )
+            return f"[figure: {figure.name}]"
+        return value
+
+
 def render(
     text: str,
     variables: Mapping[str, object],
@@ -113,49 +161,12 @@ def render(
     # Jinja2 loads only when a template is rendered, keeping `import smtp_magic` light.
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
-    from markupsafe import Markup
 
-    # A figure is named after its variable. A notebook namespace also holds the same object as
-    # _, __, _5 or Out[5]; prefer the name the user wrote.
-    names: dict[int, str] = {}
-    for name, value in sorted(variables.items(), key=lambda item: item[0].startswith("_")):
-        names.setdefault(id(value), name)
-    figures: dict[int, TemplateFigure] = {}
-    tables: dict[int, Any] = {}
-    unnamed: list[int] = []  # one entry per unnamed figure, for "figure.png", "figure-2.png"
-
-    def figure_for(value: object) -> TemplateFigure:
-        found = figures.get(id(value))
-        if found is None:
-            base = names.get(id(value))
-            if base is None:
-                unnamed.append(id(value))
-                name = "figure.png" if len(unnamed) == 1 else f"figure-{len(unnamed)}.png"
-            else:
-                name = base if base.lower().endswith(".png") else f"{base}.png"
-            found = TemplateFigure(name=name, figure=value, cid=make_msgid(domain=domain))
-            figures[id(value)] = found
-        return found
-
-    def finalize(value: object) -> object:
-        if is_dataframe(value):
-            tables.setdefault(id(value), value)
-            if mode == "html":
-                return Markup(table_html(value))
-            return value.to_string()  # type: ignore[attr-defined]
-        if is_figure(value):
-            figure = figure_for(value)
-            if mode == "html":
-                return Markup('<img src="cid:{}" alt="figure: {}">').format(
-                    Markup(html.escape(figure.cid[1:-1], quote=True)), figure.name
-                )
-            return f"[figure: {figure.name}]"
-        return value
-
+    shown = _Shown(variables, mode, domain)
     environment = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=(mode == "html"),
-        finalize=finalize,
+        finalize=shown.finalize,
         keep_trailing_newline=True,
     )
     try:
@@ -190,5 +201,5 @@ def render(
             "Check the expressions in the template."
         ) from exc
     return RenderResult(
-        text=rendered, figures=tuple(figures.values()), tables=tuple(tables.values())
+        text=rendered, figures=tuple(shown.figures.values()), tables=tuple(shown.tables.values())
     )

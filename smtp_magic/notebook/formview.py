@@ -139,6 +139,10 @@ class FormWidgets:
         self.progress.layout.display = "none"
         self.output = W.Output()
 
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        """Give every widget its CSS class and error line, and arrange them in ``self.box``."""
         self.errors: dict[str, W.HTML] = {}
         rows: dict[str, W.Widget] = {}
         for name in FIELDS:
