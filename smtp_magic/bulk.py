@@ -1,27 +1,27 @@
-"""send_many(): many messages over one connection, a result per message, and a resume that never sends twice."""
+"""send_many(): many messages over one connection, pipelined, paced and retried, and a resume that never sends twice."""
 
 from __future__ import annotations
 
-import copy
+import collections
+import functools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from email.message import EmailMessage
-from email.utils import getaddresses, make_msgid
 from typing import Any
 
-from smtp_magic.bulkreport import BulkReport, MessageResult, Status
-from smtp_magic.errors import (
-    ComposeError,
-    ConnectionLostError,
-    DeliveryUnknownError,
-    MessageRejectedError,
-    RecipientsRejectedError,
-    RejectedError,
-    SMTPMagicError,
-    SMTPTimeoutError,
+from smtp_magic.bulkreport import (
+    BulkReport,
+    MessageResult,
+    Status,
+    header_id,
+    refusals,
+    with_message_id,
 )
-from smtp_magic.send import Outgoing, check_provider_limit, prepare
+from smtp_magic.errors import ComposeError, MessageRejectedError, SMTPMagicError
+from smtp_magic.pacing import Options, Pacer, parse_rate
+from smtp_magic.send import check_provider_limit, prepare
 from smtp_magic.settings import Settings
+from smtp_magic.smtp.pipeline import Item, Outcome, Pipeline
 from smtp_magic.smtp.session import Session, open_session
 
 __all__ = ["BulkReport", "MessageResult", "Status", "last_report", "send_many"]
@@ -29,35 +29,52 @@ __all__ = ["BulkReport", "MessageResult", "Status", "last_report", "send_many"]
 last_report: BulkReport | None = None
 """The report of the latest ``send_many`` or ``resume`` in this process, also when interrupted."""
 
-_MESSAGE_ID_DOMAIN = "smtp-magic.invalid"  # RFC 2606: never a real domain, needs no DNS lookup
-
 
 def send_many(
-    messages: Iterable[EmailMessage], settings: Settings, *, progress: bool = True
+    messages: Iterable[EmailMessage] | Sequence[EmailMessage],
+    settings: Settings,
+    *,
+    rate: str | float | None = None,
+    retries: int = 3,
+    backoff: float = 1.0,
+    progress: bool = True,
 ) -> BulkReport:
     """Send many messages over one connection and report on each.
 
-    The connection is negotiated and authenticated once. A refused message does not stop the
-    others. If the server closes the connection between messages (or answers 421), it
-    reconnects once by itself and goes on; if that fails, the run stops and the rest are
-    "unsent". A message whose data was sent but never confirmed is "unknown" and is never
-    sent again automatically. ``report.resume()`` sends exactly the "unsent" ones.
+    The connection is negotiated and authenticated once. When the server offers PIPELINING
+    (RFC 2920), each message's MAIL, RCPT and DATA commands travel with the previous message's
+    content: one round trip a message. A refused message does not stop the others.
+
+    Temporary trouble is retried, up to ``retries`` times per message, after a wait that
+    doubles each time (with jitter): a ``4xx`` refusal, a ``421`` (the server closing), or a
+    connection lost before a message's data was complete (then it reconnects). A message whose
+    data was sent but never confirmed is "unknown" and is never sent again automatically.
+    ``report.resume()`` sends exactly the "unsent" ones.
 
     Ctrl-C (or Jupyter's stop button) stops the run and is raised again, so that a loop around
     ``send_many`` stops too; the partial report is kept in ``smtp_magic.bulk.last_report`` and
     on the exception as ``.report``, and a note on the exception says so.
 
     Args:
-        messages: EmailMessages, for example from ``compose()``; a generator is read in full
+        messages: EmailMessages, for example from ``compose()``. A sequence (a list, or a lazy
+            sequence that builds message ``i`` when indexed, as the mail merge does) is read
+            one message at a time, just before it is sent; any other iterable is read in full
             first. A message without a Message-ID is given one (on a copy), so that every
             message can be traced.
         settings: Where and how to connect, as for ``send()``.
-        progress: Show a progress bar (a widget in Jupyter, text on stderr elsewhere).
+        rate: At most this many messages per unit of time: "30/min", "2/s", "500/hour", or a
+            number per second. None (the default) follows the server's documented limit when
+            it is a known provider (Microsoft 365: 30/min), else no pacing; "unlimited": none.
+        retries: How many times a message may be tried again after temporary trouble.
+        backoff: Seconds to wait before the first retry (doubling up to 60 s, with jitter).
+        progress: Show a progress bar with the rate and the time left (a widget in Jupyter,
+            text on stderr elsewhere).
 
     Returns:
         A BulkReport: a MessageResult per message, and ``resume()`` for any not sent.
 
     Raises:
+        SettingsError: ``rate`` cannot be understood.
         SMTPMagicError: the first connection could not be opened (as ``send()`` would say);
             nothing was sent.
         KeyboardInterrupt: interrupted; the partial report is ``exc.report``.
@@ -65,62 +82,71 @@ def send_many(
     Example:
         >>> rows = [("ann@example.org", "Ann"), ("bob@example.org", "Bob")]
         >>> report = send_many(  # doctest: +SKIP
-        ...     (compose(to=a, subject="Hi", body=f"Hello {n}") for a, n in rows), settings
+        ...     [compose(to=a, subject="Hi", body=f"Hello {n}") for a, n in rows],
+        ...     settings, rate="30/min",
         ... )
     """
-    kept = [_with_message_id(m) for m in messages]
-    run = _Run(kept, settings, progress)
-    try:
-        run.send(range(len(kept)))
-    finally:
-        report = BulkReport(
-            [run.results[i] for i in range(len(kept))],
-            kept,
-            settings,
-            error=run.error,
-            interrupted=run.interrupted,
-            connections=run.connections,
-            security=run.security,
-            elapsed=run.elapsed,
-            resume_with=_resume,
-        )
-        run.finish(report)
-    return report
+    source: Sequence[object] = (
+        messages
+        if isinstance(messages, Sequence) and not isinstance(messages, str)
+        else list(messages)
+    )
+    options = Options(parse_rate(rate, settings.host), max(0, int(retries)), float(backoff))
+    return _send(source, range(len(source)), settings, progress, options, None)
 
 
-def _resume(previous: BulkReport, settings: Settings, progress: bool) -> BulkReport:
-    """Send the "unsent" messages of ``previous``; the merged report (see ``BulkReport.resume``)."""
-    todo = [r.index for r in previous.results if r.status == "unsent"]
-    run = _Run(previous.messages, settings, progress)
+def _send(
+    messages: Sequence[object],
+    todo: Iterable[int],
+    settings: Settings,
+    progress: bool,
+    options: Options,
+    previous: BulkReport | None,
+) -> BulkReport:
+    run = _Run(messages, settings, progress, options)
     try:
-        run.send(todo)
+        run.send(list(todo))
     finally:
-        merged = dict(enumerate(previous.results))
+        merged = dict(enumerate(previous.results)) if previous is not None else {}
         merged.update(run.results)
         report = BulkReport(
-            [merged[i] for i in range(len(previous.messages))],
-            previous.messages,
+            [merged[i] for i in range(len(messages))],
+            messages,
             settings,
             error=run.error,
             interrupted=run.interrupted,
-            connections=previous.connections + run.connections,
-            security=run.security or previous.security,
-            elapsed=previous.elapsed + run.elapsed,
-            resume_with=_resume,
+            connections=run.connections + (previous.connections if previous else 0),
+            security=run.security or (previous.security if previous else None),
+            elapsed=run.elapsed + (previous.elapsed if previous else 0.0),
+            resume_with=functools.partial(_resume, options=options),
         )
-        if any(r.status not in ("unsent", "invalid") for r in run.results.values()):
+        if previous is not None and any(
+            r.status not in ("unsent", "invalid") for r in run.results.values()
+        ):
             previous._successor = report  # a second resume() there must not resend these
         run.finish(report)
     return report
 
 
-class _Run:
-    """One pass over some of the messages: one session, reconnected at most once per loss."""
+def _resume(
+    previous: BulkReport, settings: Settings, progress: bool, *, options: Options
+) -> BulkReport:
+    """Send the "unsent" messages of ``previous``; the merged report (see ``BulkReport.resume``)."""
+    todo = [r.index for r in previous.results if r.status == "unsent"]
+    return _send(previous.messages, todo, settings, progress, options, previous)
 
-    def __init__(self, messages: Sequence[object], settings: Settings, progress: bool) -> None:
+
+class _Run:
+    """One pass over some of the messages: sessions, the pipeline, pacing and retries."""
+
+    def __init__(
+        self, messages: Sequence[object], settings: Settings, progress: bool, options: Options
+    ) -> None:
         self.messages = messages
         self.settings = settings
         self.progress = progress
+        self.options = options
+        self.pacer = Pacer(options.interval, options.backoff)
         self.results: dict[int, MessageResult] = {}
         self.error: SMTPMagicError | None = None
         self.interrupted = False
@@ -128,45 +154,36 @@ class _Run:
         self.security: str | None = None
         self.elapsed = 0.0
         self.session: Session | None = None
-        self.delivering = False  # inside Session.deliver()
+        self.pipeline: Pipeline | None = None
         self.raised: BaseException | None = None
+        self.todo: collections.deque[int] = collections.deque()
+        self.prepared: dict[int, tuple[Item, str | None]] = {}  # in flight or to be retried
+        self.in_flight: list[int] = []  # submitted, no outcome yet, in the order sent
+        self.ended: set[int] = set()  # their end mark went out: possibly delivered
+        self.attempts: collections.Counter[int] = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.bar: Any = None
 
-    def send(self, indexes: Iterable[int]) -> None:
+    def send(self, indexes: list[int]) -> None:
         """Send the messages at ``indexes``; every one of them gets a result, whatever happens."""
         from tqdm.auto import tqdm  # loaded on first use: it imports asyncio
 
-        todo = list(indexes)
+        self.todo.extend(indexes)
         start = time.monotonic()
-        current: int | None = None
-        outgoing: Outgoing | None = None
-        bar = tqdm(total=len(todo), disable=not self.progress, unit="msg", desc="send_many")
+        self.bar = tqdm(total=len(indexes), disable=not self.progress, unit="msg", desc="send_many")
         try:
-            for index in todo:
-                current, outgoing = index, None
-                outgoing = self._prepare(index)
-                if outgoing is not None and not self._deliver(index, outgoing):
+            while self.todo:
+                index = self.todo.popleft()
+                if index not in self.prepared and not self._prepare(index):
+                    continue
+                if not self._transact(index):
                     break
-                current = None
-                bar.update(1)
-                if self.results[index].status != "accepted":
-                    bar.set_postfix_str(self._postfix(), refresh=False)
+            else:
+                if self.pipeline is not None:
+                    self._guard(self.pipeline.flush)
         except KeyboardInterrupt as exc:
             self.interrupted = True
             self.raised = exc
-            if current is not None and current not in self.results:
-                session = self.session
-                # Once the data's end mark went out, the server may have taken the message.
-                # Session sets delivered_data only after the end mark's sendall returns, so a
-                # Ctrl-C in between would pass for "unsent" and resume() would send it twice:
-                # count the whole DATA phase as "unknown" (at worst a needless check).
-                unknown = session is not None and (
-                    session.delivered_data or (self.delivering and session.phase == "data")
-                )
-                self.results[current] = MessageResult(
-                    current,
-                    self._message_id(current, outgoing),
-                    "unknown" if unknown else "unsent",
-                )
             self._abort()
             raise
         except BaseException as exc:
@@ -174,11 +191,15 @@ class _Run:
             self._abort()
             raise
         finally:
-            bar.close()
-            for index in todo:
-                if index not in self.results:
+            self.bar.close()
+            for index in indexes:
+                if index not in self.results:  # never handed over (or refused for now): unsent
                     self.results[index] = MessageResult(
-                        index, self._message_id(index, None), "unsent", error=self.error
+                        index,
+                        self._message_id(index),
+                        "unsent",
+                        error=self.error,
+                        attempts=self.attempts[index],
                     )
             self._close()
             self.elapsed = time.monotonic() - start
@@ -197,152 +218,175 @@ class _Run:
             )
 
     # -- one message ----------------------------------------------------------------------
-    def _prepare(self, index: int) -> Outgoing | None:
+    def _prepare(self, index: int) -> bool:
+        """Build and flatten message ``index`` (only now: a merge builds each just in time)."""
+        message_id = None
         error: SMTPMagicError
         try:
-            outgoing = prepare(self.messages[index], self.settings)  # type: ignore[arg-type]
+            message = with_message_id(self.messages[index])
+            message_id = header_id(message)
+            outgoing = prepare(message, self.settings)  # type: ignore[arg-type]
             check_provider_limit(outgoing, self.settings)  # too large for the provider: skip it
-            return outgoing
         except (ComposeError, MessageRejectedError) as exc:
             error = exc
         except Exception as exc:  # one unflattenable message must not stop the others
-            error = ComposeError(f"message #{index} could not be flattened: {exc}")
+            error = ComposeError(f"message #{index} could not be built or flattened: {exc}")
             error.__cause__ = exc
-        self.results[index] = MessageResult(
-            index, self._message_id(index, None), "invalid", error=error
-        )
-        return None
-
-    def _deliver(self, index: int, outgoing: Outgoing) -> bool:
-        """Deliver one message, reconnecting once if the connection was lost; False: stop."""
-        retried = False
-        while True:
-            if self.session is None and not self._connect():
-                return False
-            session = self.session
-            assert session is not None
-            # Session.deliver leaves delivered_data True after a refusal of the data.
-            session.delivered_data = False
-            self.delivering = True
-            try:
-                delivery = session.deliver(
-                    outgoing.sender,
-                    outgoing.recipients,
-                    outgoing.chunks,
-                    smtputf8=outgoing.smtputf8,
-                )
-            except DeliveryUnknownError as exc:
-                self.delivering = False
-                self._record(index, outgoing, "unknown", error=exc)
-                self._close()  # a fresh connection for the next message
-                return True
-            except SMTPMagicError as exc:
-                self.delivering = False
-                if _connection_gone(exc):
-                    # Nothing was delivered (the data's end mark was not sent, or the server
-                    # said 421): safe to send this message again, on a new connection, once.
-                    self._close()
-                    if retried:
-                        self.error = exc
-                        return False
-                    retried = True
-                    continue
-                if isinstance(exc, RejectedError):
-                    self._record(
-                        index, outgoing, "refused", error=exc, refused=_refusals(exc, outgoing)
-                    )
-                    return True
-                # Anything else (a protocol violation...) leaves the session in doubt: stop.
-                status: Status = "unknown" if session.delivered_data else "unsent"
-                self._record(index, outgoing, status, error=exc)
-                self.error = exc
-                self._abort()
-                return False
-            self.delivering = False
-            self._record(
-                index,
-                outgoing,
-                "accepted",
-                accepted=delivery.accepted,
-                refused=delivery.refused,
-                reply=delivery.reply,
+        else:
+            item = Item(
+                index, outgoing.sender, outgoing.recipients, outgoing.chunks, outgoing.smtputf8
             )
+            self.prepared[index] = (item, outgoing.message_id)
             return True
+        self._final(MessageResult(index, message_id, "invalid", error=error))
+        return False
 
-    def _connect(self) -> bool:
-        """Open a session; the first failure of a run is raised, a failed reconnection stops it."""
-        try:
-            self.session = open_session(self.settings)
-        except SMTPMagicError as exc:
-            if self.connections == 0:
-                raise
-            self.error = exc
+    def _transact(self, index: int) -> bool:
+        """Start message ``index``'s transaction, when pacing allows; False: stop the run."""
+        wait = self.pacer.wait()
+        if wait > 0 and self.pipeline is not None and self.pipeline.open is not None:
+            # Before waiting, let the message whose content is due go, so it is not held back;
+            # this message comes round again next.
+            self.todo.appendleft(index)
+            return self._guard(self.pipeline.flush)
+        if wait > 0:
+            self.bar.set_postfix_str(f"waiting {wait:.1f} s", refresh=True)
+            time.sleep(wait)
+        if self.session is None and not self._connect():
             return False
-        self.connections += 1
-        self.security = self.session.security
+        assert self.pipeline is not None
+        self.pacer.started()
+        self.attempts[index] += 1
+        self.in_flight.append(index)
+        item, _ = self.prepared[index]
+        pipeline = self.pipeline
+        return self._guard(lambda: pipeline.submit(item))
+
+    def _guard(self, step: Callable[[], None]) -> bool:
+        """Run a pipeline step; on an error the session is dropped and its messages sorted out."""
+        try:
+            step()
+        except SMTPMagicError as exc:
+            return self._lost(exc)
         return True
 
-    def _record(self, index: int, outgoing: Outgoing, status: Status, **fields: Any) -> None:
-        self.results[index] = MessageResult(index, outgoing.message_id, status, **fields)
+    def _lost(self, exc: SMTPMagicError) -> bool:
+        """The session is unusable: "unknown" for what may have arrived, retry the rest."""
+        self._abort()
+        retry: list[int] = []
+        for index in self.in_flight:
+            if index in self.ended:
+                item_id = self.prepared.pop(index)[1]
+                self._final(
+                    MessageResult(
+                        index, item_id, "unknown", error=exc, attempts=self.attempts[index]
+                    )
+                )
+            else:
+                retry.append(index)
+        self.in_flight.clear()
+        self.ended.clear()
+        if any(self.attempts[i] > self.options.retries for i in retry):
+            self.error = exc  # tried often enough: stop; the rest stay "unsent"
+            return False
+        self.todo.extendleft(reversed(retry))
+        self.pacer.failed()
+        return True
 
-    def _message_id(self, index: int, outgoing: Outgoing | None) -> str | None:
-        if outgoing is not None:
-            return outgoing.message_id
-        message = self.messages[index]
-        if isinstance(message, EmailMessage):
-            value = message.get("Message-ID")
-            return str(value) if value is not None else None
+    def _on_data_end(self, token: object) -> None:
+        # From the end mark until the outcome is recorded the message counts as "unknown", so
+        # a Ctrl-C anywhere in that window can never make resume() send it twice.
+        index = int(token)  # type: ignore[call-overload]
+        marked = MessageResult(
+            index, self.prepared[index][1], "unknown", attempts=self.attempts[index]
+        )
+        self.ended.add(index)
+        self.results[index] = marked
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        index = int(outcome.token)  # type: ignore[call-overload]
+        item, message_id = self.prepared[index]
+        error = outcome.error
+        retry = (
+            outcome.status == "refused"
+            and error is not None
+            and error.temporary
+            and self.attempts[index] <= self.options.retries
+        )
+        self.in_flight.remove(index)
+        self.ended.discard(index)
+        if retry:
+            # 4xx: the server did not take it, and may later. Back off, then try again.
+            self.results.pop(index, None)
+            self.todo.appendleft(index)
+            self.pacer.failed()
+            return
+        del self.prepared[index]
+        if outcome.status == "accepted":
+            self.pacer.succeeded()
+        refused = outcome.refused
+        if error is not None and not refused:
+            refused = refusals(error, item.recipients)
+        self._final(
+            MessageResult(
+                index,
+                message_id,
+                "accepted" if outcome.status == "accepted" else "refused",
+                accepted=outcome.accepted,
+                refused=refused,
+                error=error,
+                reply=outcome.reply,
+                attempts=self.attempts[index],
+            )
+        )
+
+    def _final(self, result: MessageResult) -> None:
+        self.results[result.index] = result
+        self.bar.update(1)
+        if result.status != "accepted":
+            self.counts[result.status] += 1
+            self.bar.set_postfix_str(
+                ", ".join(f"{n} {s}" for s, n in self.counts.items()), refresh=False
+            )
+
+    def _message_id(self, index: int) -> str | None:
+        if index in self.prepared:
+            return self.prepared[index][1]
+        if isinstance(self.messages, list | tuple):  # cheap to look at; a lazy one is not built
+            return header_id(self.messages[index])
         return None
 
-    def _postfix(self) -> str:
-        counts: dict[str, int] = {}
-        for result in self.results.values():
-            counts[result.status] = counts.get(result.status, 0) + 1
-        return ", ".join(f"{n} {s}" for s, n in counts.items())
-
     # -- the connection -------------------------------------------------------------------
+    def _connect(self) -> bool:
+        """Open a session; the first failure of a run is raised, later ones retried, then stop."""
+        failures = 0
+        while True:
+            try:
+                session = open_session(self.settings)
+            except SMTPMagicError as exc:
+                if self.connections == 0:
+                    raise
+                failures += 1
+                if failures > self.options.retries:
+                    self.error = exc
+                    return False
+                self.bar.set_postfix_str(f"reconnecting ({exc.code or type(exc).__name__})")
+                time.sleep(self.pacer.failed())
+                continue
+            self.connections += 1
+            self.security = session.security
+            self.session = session
+            self.pipeline = Pipeline(session, self._on_outcome, self._on_data_end)
+            return True
+
     def _close(self) -> None:
         """QUIT and close the session, if any (never raises)."""
-        session, self.session = self.session, None
+        session, self.session, self.pipeline = self.session, None, None
         if session is not None:
             session.close()
 
     def _abort(self) -> None:
         """Drop the connection without QUIT: mid-transaction, QUIT would be read as message data."""
-        session, self.session = self.session, None
+        session, self.session, self.pipeline = self.session, None, None
         if session is not None:
             session.abort()
-
-
-def _connection_gone(exc: SMTPMagicError) -> bool:
-    """Whether ``exc`` means the connection is gone and the message was certainly not delivered."""
-    if isinstance(exc, ConnectionLostError | SMTPTimeoutError):
-        return exc.phase != "data-end"
-    # RFC 5321 section 3.8: 421 means the server is closing the transmission channel.
-    return isinstance(exc, RejectedError) and exc.code == 421
-
-
-def _refusals(exc: RejectedError, outgoing: Outgoing) -> dict[str, tuple[int, str]]:
-    if isinstance(exc, RecipientsRejectedError):
-        return dict(exc.recipients)
-    if exc.code is None:
-        return {}
-    return dict.fromkeys(outgoing.recipients, (exc.code, exc.reply or ""))
-
-
-def _with_message_id(message: object) -> object:
-    """The message itself, or a copy with a Message-ID if it has none."""
-    if not isinstance(message, EmailMessage) or message.get("Message-ID") is not None:
-        return message
-    domain = _MESSAGE_ID_DOMAIN
-    senders = getaddresses(message.get_all("From") or [])
-    if senders and "@" in senders[0][1]:
-        candidate = senders[0][1].rpartition("@")[2]
-        if candidate and not candidate.startswith("["):
-            domain = candidate
-    message = copy.copy(message)
-    # copy.copy shares the header list with the original; __delitem__ builds a new one, so the
-    # header added below does not show up in the caller's message.
-    del message["Message-ID"]
-    message["Message-ID"] = make_msgid(domain=domain)  # a domain given: no getfqdn() lookup
-    return message

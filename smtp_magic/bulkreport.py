@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import html
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import getaddresses, make_msgid
 from typing import Any, Literal
 
-from smtp_magic.errors import SMTPMagicError
+from smtp_magic.errors import RecipientsRejectedError, SMTPMagicError
 from smtp_magic.settings import Settings
 
-__all__ = ["BulkReport", "MessageResult", "Status"]
+__all__ = ["BulkReport", "MessageResult", "Status", "header_id", "refusals", "with_message_id"]
+
+_MESSAGE_ID_DOMAIN = "smtp-magic.invalid"  # RFC 2606: never a real domain, needs no DNS lookup
 
 Status = Literal["accepted", "refused", "invalid", "unsent", "unknown"]
 """What became of one message.
@@ -37,6 +42,8 @@ class MessageResult:
             every recipient with the server's code.
         error: What went wrong for this message, if anything.
         reply: The server's final reply to the message, such as "250 OK: queued as 12".
+        attempts: How many times its transaction was started (retries after temporary
+            trouble count; 0: never tried).
     """
 
     index: int
@@ -46,6 +53,7 @@ class MessageResult:
     refused: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     error: SMTPMagicError | None = None
     reply: str = ""
+    attempts: int = 0
 
     def __str__(self) -> str:
         text = f"#{self.index} {self.status}"
@@ -57,14 +65,17 @@ class MessageResult:
             text += "; refused " + "; ".join(f"{a} ({c} {t})" for a, (c, t) in self.refused.items())
         if self.error is not None and not self.refused:
             text += f": {self.error}"
+        if self.attempts > 1:
+            text += f" ({self.attempts} attempts)"
         return text
 
 
 class BulkReport:
     """What ``send_many`` did: a ``MessageResult`` per message, and how to finish the job.
 
-    ``results[i]`` belongs to ``messages[i]``. The report keeps the messages so that
-    ``resume()`` can send the ones that were not sent; iterate over it for the results.
+    ``results[i]`` belongs to ``messages[i]``. The report keeps the sequence of messages it was
+    given (not copies: a lazy sequence stays lazy) so that ``resume()`` can send the ones that
+    were not sent; iterate over it for the results.
 
     Attributes:
         results: One MessageResult per message, in the order given.
@@ -92,7 +103,7 @@ class BulkReport:
         resume_with: Callable[[BulkReport, Settings, bool], BulkReport] | None = None,
     ) -> None:
         self.results: tuple[MessageResult, ...] = tuple(results)
-        self.messages: tuple[object, ...] = tuple(messages)
+        self.messages: Sequence[object] = messages
         self.settings = settings
         self.error = error
         self.interrupted = interrupted
@@ -275,6 +286,15 @@ class BulkReport:
         )
 
 
+def refusals(error: SMTPMagicError, recipients: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """The ``refused`` of a message that ``error`` refused as a whole: each recipient, or all."""
+    if isinstance(error, RecipientsRejectedError):
+        return dict(error.recipients)
+    if error.code is None:
+        return {}
+    return dict.fromkeys(recipients, (error.code, error.reply or ""))
+
+
 def _ranges(indexes: Sequence[int]) -> str:
     """``[0, 1, 2, 5, 7, 8]`` -> ``"#0-2, #5, #7-8"`` (shortened when very long)."""
     parts: list[str] = []
@@ -305,3 +325,29 @@ def _shorten(text: str, limit: int) -> str:
 
 def _cannot_resume(report: BulkReport, settings: Settings, progress: bool) -> BulkReport:
     raise TypeError("this BulkReport was not made by send_many, so it cannot resume sending")
+
+
+def header_id(message: object) -> str | None:
+    """The Message-ID header of ``message``, if it is an EmailMessage that has one."""
+    if isinstance(message, EmailMessage):
+        value = message.get("Message-ID")
+        return str(value) if value is not None else None
+    return None
+
+
+def with_message_id(message: object) -> object:
+    """The message itself, or a copy with a Message-ID if it has none."""
+    if not isinstance(message, EmailMessage) or message.get("Message-ID") is not None:
+        return message
+    domain = _MESSAGE_ID_DOMAIN
+    senders = getaddresses(message.get_all("From") or [])
+    if senders and "@" in senders[0][1]:
+        candidate = senders[0][1].rpartition("@")[2]
+        if candidate and not candidate.startswith("["):
+            domain = candidate
+    message = copy.copy(message)
+    # copy.copy shares the header list with the original; __delitem__ builds a new one, so the
+    # header added below does not show up in the caller's message.
+    del message["Message-ID"]
+    message["Message-ID"] = make_msgid(domain=domain)  # a domain given: no getfqdn() lookup
+    return message

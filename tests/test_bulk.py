@@ -284,7 +284,7 @@ def test_reconnects_once_when_the_server_closes_between_messages(
 ) -> None:
     script, settings = server
     script.drop_after = {3}
-    report = send_many(_messages(6), settings, progress=False)
+    report = send_many(_messages(6), settings, progress=False, backoff=0.01)
     assert [r.status for r in report] == ["accepted"] * 6
     assert script.connections == 2 and report.connections == 2
     assert script.subjects() == [f"bulk {i}" for i in range(6)]
@@ -295,7 +295,7 @@ def test_reconnects_once_when_the_server_closes_between_messages(
 def test_reconnects_after_a_421_between_messages(server: tuple[Script, Settings]) -> None:
     script, settings = server
     script.closing_421_after = {2, 4}
-    report = send_many(_messages(6), settings, progress=False)
+    report = send_many(_messages(6), settings, progress=False, backoff=0.01)
     assert [r.status for r in report] == ["accepted"] * 6
     assert script.connections == 3
     assert script.subjects() == [f"bulk {i}" for i in range(6)]
@@ -309,7 +309,7 @@ def test_stops_when_reconnecting_fails_and_resume_sends_the_rest(
     script.drop_after = {3}
     script.go_down_after = {3}
     messages = _messages(7)
-    report = send_many(messages, settings, progress=False)
+    report = send_many(messages, settings, progress=False, backoff=0.01)
     assert [r.status for r in report] == ["accepted"] * 3 + ["unsent"] * 4
     assert [r.index for r in report.unsent] == [3, 4, 5, 6]
     assert not report.complete
@@ -336,7 +336,7 @@ def test_lost_after_data_is_unknown_and_never_resent(server: tuple[Script, Setti
     script, settings = server
     script.vanish_after = {2}
     messages = _messages(5)
-    report = send_many(messages, settings, progress=False)
+    report = send_many(messages, settings, progress=False, backoff=0.01)
     # Message 2 (index 1) reached the server, which closed before confirming it.
     assert [r.status for r in report] == ["accepted", "unknown", "accepted", "accepted", "accepted"]
     assert report.unknown[0].message_id == messages[1]["Message-ID"]
@@ -354,7 +354,7 @@ def test_unknown_then_stop_then_resume(server: tuple[Script, Settings]) -> None:
     script.vanish_after = {3}
     script.go_down_after = {3}
     messages = _messages(6)
-    report = send_many(messages, settings, progress=False)
+    report = send_many(messages, settings, progress=False, backoff=0.01)
     assert [r.status for r in report] == ["accepted"] * 2 + ["unknown"] + ["unsent"] * 3
     assert report.error is not None
     script.refuse_connections = False
@@ -422,14 +422,16 @@ def test_html_report_names_every_message(server: tuple[Script, Settings]) -> Non
     assert repr(report).startswith("<BulkReport 127.0.0.1:")
 
 
-def test_connection_lost_error_is_retried_only_once(server: tuple[Script, Settings]) -> None:
+def test_connection_lost_is_retried_up_to_the_limit(server: tuple[Script, Settings]) -> None:
     """A server that drops every connection right after its first message stops the run."""
     script, settings = server
     script.drop_after = {1}
     script.drop_mail_from = 2
-    report = send_many(_messages(4), settings, progress=False)
-    # #0 accepted, drop; #1 lost at MAIL, reconnect, accepted; #2 lost at MAIL, reconnect,
-    # lost at MAIL again: stop, without a third connection.
+    report = send_many(_messages(4), settings, progress=False, retries=2, backoff=0.01)
+    # #0 accepted, drop; #1 finds the connection closed, reconnect, accepted; #2 lost at MAIL,
+    # then twice more on new connections (3 and 4): its retries are used up, so the run stops.
     assert [r.status for r in report] == ["accepted", "accepted", "unsent", "unsent"]
+    assert [r.attempts for r in report] == [1, 2, 3, 0]
     assert isinstance(report.error, ConnectionLostError)
-    assert script.connections == 3 and report.connections == 3
+    assert script.connections == 4 and report.connections == 4
+    assert set(script.message_ids().values()) == {1}

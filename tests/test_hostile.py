@@ -299,7 +299,8 @@ REFUSALS = [
     ("MAIL", 550, "550 5.7.1 Sender not allowed", SenderRejectedError),
     ("MAIL", 552, "552 5.3.4 Message size exceeds fixed limit", MessageRejectedError),
     ("MAIL", 554, "554 5.7.1 Sender blacklisted", SenderRejectedError),
-    ("RCPT", 421, "421 4.4.5 Shutting down", RecipientsRejectedError),
+    # 421 closes the session at any command (RFC 5321 section 3.8), RCPT included.
+    ("RCPT", 421, "421 4.4.5 Shutting down", RejectedError),
     ("RCPT", 451, "451 4.7.1 Greylisted, try again later", RecipientsRejectedError),
     ("RCPT", 452, "452 4.5.3 Too many recipients", RecipientsRejectedError),
     ("RCPT", 550, "550 5.1.1 No such user", RecipientsRejectedError),
@@ -333,8 +334,9 @@ def test_refusal_is_temporary_or_permanent(
     else:
         assert "try again later" not in text, str(error)
     if where != "end":
-        assert "DATA" not in server.verbs() or where == "DATA"
-        assert server.messages == []
+        # The Dialog offers PIPELINING, so DATA went out in MAIL's group (RFC 2920), and this
+        # Dialog answers it with 354 anyway: the client then sends a lone end mark, no content.
+        assert not any(server.messages)
     assert outcome.elapsed < TIMEOUT
 
 
