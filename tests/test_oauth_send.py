@@ -143,3 +143,37 @@ def test_cli_login_then_send(
     )  # fmt: skip
     assert code == 0, out.getvalue()
     assert any(m.message["Subject"] == "cli-oauth" for m in lab.messages)
+
+
+def test_form_sign_in_button_then_send(authority: OAuthAuthority, lab: LabServer) -> None:
+    import ipywidgets as W
+
+    from smtp_magic.notebook.form import SendMailForm
+
+    tokens = MicrosoftTokens(
+        DEMO_CLIENT_ID,
+        username=DEMO_USER,
+        authority=authority.microsoft_authority,
+        cafile=authority.cafile,
+        store=MemoryStore(),
+    )
+    form = SendMailForm(lab.settings(587, username=DEMO_USER, token=tokens))  # type: ignore[arg-type]
+    try:
+        assert form.signin_button in form.buttons
+        seen: list[str] = []
+        form.status.observe(lambda change: seen.append(change["new"]), "value")
+        form.signin_button.click()
+        assert form.last is not None and form.last.result(timeout=30) == DEMO_USER
+        # The device code and its link were shown in the form while the sign-in waited.
+        assert any("enter the code" in s and f"{authority.url}/device" in s for s in seen)
+        assert f"Signed in</b> as {DEMO_USER}" in form.status.value
+
+        form.to.value, form.subject.value, form.body.value = "bob@example.org", "form-oauth", "x"
+        form.send_button.click()
+        form.last.result(timeout=30)
+        assert any(m.message["Subject"] == "form-oauth" for m in lab.messages)
+        # No token in any widget's synced state.
+        states = repr([w.get_state() for w in dict(W.widget._instances).values()])
+        assert all(r.access_token not in states for r in authority.tokens())
+    finally:
+        form.close()

@@ -100,7 +100,15 @@ class SendMailForm(FormWidgets):
         self._busy = False
         self._problems = formcheck.Problems()
         self.last: Future[Any] | None = None
-        super().__init__(base, password_placeholder=self._password_placeholder())
+        # An OAuth2 token provider (from %smtp_login, or Settings(token=MicrosoftTokens(...)))
+        # gets a Sign in button; a plain token string or function has nothing to sign in to.
+        self._tokens = base.token if hasattr(base.token, "sign_in") else None
+        super().__init__(
+            base,
+            password_placeholder=self._password_placeholder(),
+            sign_in=self._tokens is not None,
+        )
+        self.signin_button.on_click(self._guard(self._on_sign_in))
         self.send_button.on_click(self._guard(self._on_send))
         self.preview_button.on_click(self._guard(self._on_preview))
         self.test_button.on_click(self._guard(self._on_test))
@@ -150,6 +158,12 @@ class SendMailForm(FormWidgets):
                 self._status_exception(exc, ())
 
         return on_click
+
+    def _on_sign_in(self) -> None:
+        """Sign in off the kernel thread; the code or link shows in the status."""
+        from smtp_magic.notebook.loginmagic import form_sign_in_job
+
+        self._start("Starting the sign-in...", form_sign_in_job(self._tokens, self.status))
 
     def _take_password(self) -> None:
         """Move a typed password out of the widget (synced state) into a private attribute."""

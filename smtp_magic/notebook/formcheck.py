@@ -109,7 +109,7 @@ def server_settings(
     if "host" in problems or "port" in problems:
         return None
     fields = {"host": host, "port": port, "security": security}
-    return _replace(base, problems, username=None, password=None, **fields)
+    return _replace(base, problems, username=None, password=None, token=None, **fields)
 
 
 def send_settings(
@@ -132,6 +132,8 @@ def send_settings(
         problems,
         username=username.strip() or None,
         password=password or None,
+        # An OAuth2 token from the settings logs in, unless a password was typed over it.
+        token=None if password else base.token,
         sender=sender.strip() or None,
     )
     if settings is None:

@@ -80,9 +80,10 @@ class FormWidgets:
     Args:
         base: The settings whose host, port, security, username and sender fill the fields.
         password_placeholder: What the empty Password field says (it is never given a value).
+        sign_in: Show the "Sign in" button (the settings log in with an OAuth2 token provider).
     """
 
-    def __init__(self, base: Settings, *, password_placeholder: str) -> None:
+    def __init__(self, base: Settings, *, password_placeholder: str, sign_in: bool = False) -> None:
         wide = W.Layout(width="40em")
         style = {"description_width": "8em"}
 
@@ -130,7 +131,15 @@ class FormWidgets:
         self.send_button = W.Button(description="Send", button_style="primary", icon="paper-plane")
         self.preview_button = W.Button(description="Preview", icon="eye")
         self.test_button = W.Button(description="Test connection", icon="plug")
-        self.buttons = (self.send_button, self.preview_button, self.test_button)
+        # Shown only when the settings carry an OAuth2 token provider (after %smtp_login).
+        self.signin_button = W.Button(description="Sign in", icon="key")
+        self.buttons: tuple[W.Button, ...] = (
+            self.send_button,
+            self.preview_button,
+            self.test_button,
+        )
+        if sign_in:
+            self.buttons += (self.signin_button,)
 
         self.status = W.HTML(value="")
         self.progress = W.IntProgress(
@@ -156,6 +165,7 @@ class FormWidgets:
             ("send", self.send_button),
             ("preview", self.preview_button),
             ("test", self.test_button),
+            ("signin", self.signin_button),
             ("status", self.status),
             ("progress", self.progress),
             ("output", self.output),
@@ -169,7 +179,7 @@ class FormWidgets:
             [
                 heading("Server"),
                 *(rows[n] for n in ("host", "port", "security", "username", "password")),
-                W.HBox([self.test_button]),
+                W.HBox([self.test_button, *([self.signin_button] if sign_in else [])]),
                 heading("Message"),
                 *(rows[n] for n in ("sender", "to", "cc", "subject", "body", "files", "variables")),
                 W.HBox([self.send_button, self.preview_button]),
@@ -187,7 +197,7 @@ class FormWidgets:
         for name in FIELDS:
             getattr(self, name).close()
             self.errors[name].close()
-        for widget in (*self.buttons, self.status, self.progress, self.output):
+        for widget in (*self.buttons, self.signin_button, self.status, self.progress, self.output):
             widget.close()
 
     def _show_field_error(self, name: str, text: str) -> None:

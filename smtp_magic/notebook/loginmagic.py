@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -12,7 +13,7 @@ from smtp_magic.auth.oauth import Prompt
 from smtp_magic.errors import SMTPMagicError
 from smtp_magic.notebook.config import SendMail
 
-__all__ = ["LoginMagics", "load", "prompt_bundle", "unload"]
+__all__ = ["LoginMagics", "form_sign_in_job", "load", "prompt_bundle", "unload"]
 
 _NAMES = ("smtp_login", "smtp_logout")
 
@@ -28,6 +29,25 @@ def prompt_bundle(prompt: Prompt) -> dict[str, str]:
     else:
         rich = f"<p>Sign in in your browser: {link}</p>"
     return {"text/html": rich, "text/plain": prompt.message}
+
+
+def form_sign_in_job(tokens: Any, status: Any) -> Callable[[], str]:
+    """The form's Sign in: a job for its worker thread that shows the code or link in ``status``.
+
+    A click is a person at the front end, so there is no headless check (``interactive=True``).
+    """
+
+    def show(prompt: Prompt) -> None:
+        status.value = prompt_bundle(prompt)["text/html"]
+
+    def job() -> str:
+        account = str(tokens.sign_in(show, interactive=True))
+        status.value = (
+            f"<b>Signed in</b> as {html.escape(account)}; Send now logs in with the token."
+        )
+        return account
+
+    return job
 
 
 def _show(prompt: Prompt) -> None:
