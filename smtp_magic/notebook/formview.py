@@ -179,7 +179,7 @@ class FormWidgets:
             [
                 heading("Server"),
                 *(rows[n] for n in ("host", "port", "security", "username", "password")),
-                W.HBox([self.test_button, *([self.signin_button] if sign_in else [])]),
+                W.HBox([self.test_button, *self.buttons[3:]]),  # + Sign in, when shown
                 heading("Message"),
                 *(rows[n] for n in ("sender", "to", "cc", "subject", "body", "files", "variables")),
                 W.HBox([self.send_button, self.preview_button]),
