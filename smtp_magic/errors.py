@@ -87,6 +87,9 @@ class SMTPMagicError(Exception):
         transcript: The conversation so far (AUTH payloads redacted), for teaching and debugging.
     """
 
+    refusal: str | None = None
+    """The key of the known provider refusal this is (:mod:`smtp_magic.smtp.refusals`), if any."""
+
     def __init__(
         self,
         message: str,

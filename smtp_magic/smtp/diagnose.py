@@ -2,8 +2,9 @@
 
 ``explain`` walks a table of small rules in order; the first rule that recognises the exception
 (at the session's phase) builds the error. The rules live beside this module: ``tlsrules``
-(our own refusals, TLS, connecting), ``silence`` (timeouts and lost connections) and
-``replies`` (what the server answered).
+(our own refusals, TLS, connecting), ``providerrules`` (refusals a provider is known for,
+explained in its own terms), ``silence`` (timeouts and lost connections) and ``replies`` (what
+the server answered).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from smtp_magic import errors
-from smtp_magic.smtp import replies, silence, tlsrules
+from smtp_magic.smtp import providerrules, replies, silence, tlsrules
 from smtp_magic.smtp.diagnosis import Context, Rule
 
 if TYPE_CHECKING:
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RULES", "explain"]
 
-RULES: list[Rule] = [*tlsrules.RULES, *silence.RULES, *replies.RULES]
+# Known provider refusals go before silence: Gmail's "421 4.7.0" is followed by a hang-up.
+RULES: list[Rule] = [*tlsrules.RULES, *providerrules.RULES, *silence.RULES, *replies.RULES]
 """Every rule, in the order tried: specific ones before general ones."""
 
 

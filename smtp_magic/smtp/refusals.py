@@ -213,7 +213,7 @@ REFUSALS: tuple[Refusal, ...] = (
         "RFC 3463 section 3.2",
     ),
     Refusal(
-        "throttled", (), (421, 450, 451, 452, 454), "4.7.", r"", False,
+        "throttled", (), (421, 450, 451), "4.7.", r"rate|throttl|too many|try again later|limit", False,
         "The server is throttling this client for now (a temporary policy refusal).",
         "Wait, then send fewer messages per minute (send_many(..., rate='10/min')).",
         # RFC 3463 section 3.8 (X.7.x security or policy status), 4.X.X is persistent transient
