@@ -12,12 +12,21 @@ Golden strings for what the client puts on the wire:
 from __future__ import annotations
 
 import base64
+import socket
+import ssl
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as Server
+from aiosmtpd.smtp import Envelope
+from aiosmtpd.smtp import Session as ServerSession
 
 from smtp_magic import AuthenticationError, Settings, send, send_many
+from smtp_magic.lab.oauth_smtp import OAuthLogins
 from smtp_magic.lab.server import LabServer
 from smtp_magic.lab.tokens import StaticTokens
 from smtp_magic.report import format_transcript
@@ -262,3 +271,39 @@ def test_a_providers_refusal_names_the_sign_in_for_each_front_end(google_lab: La
     assert "`%smtp_login google --client-id lab-client`" in error.phrased("magic")
     assert "Sign in button" in error.phrased("form")
     assert OLD not in error.phrased("cli")
+
+
+def test_a_password_against_a_token_only_server_is_told_about_oauth(tmp_path: Path) -> None:
+    # A server that offers XOAUTH2 and OAUTHBEARER only (as an OAuth2-only tenant does).
+    class Handler(OAuthLogins):
+        async def handle_DATA(self, s: Server, session: ServerSession, e: Envelope) -> str:
+            return "250 OK"
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    with socket.socket() as probe:  # aiosmtpd's Controller cannot report a port 0 it was given
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(
+        Handler(StaticTokens({GOOD: USER})),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_ctx,
+        require_starttls=True,
+        auth_required=True,
+        auth_exclude_mechanism=["LOGIN", "PLAIN"],
+        server_hostname="oauth-only.localhost",
+    )
+    controller.start()
+    try:
+        base = {"port": port, "security": "starttls", "username": USER, "cafile": str(cafile)}
+        with pytest.raises(AuthenticationError, match="OAuth2 access tokens") as caught:
+            send(_message(), Settings("127.0.0.1", password="a-password-4411", **base))
+        assert "a-password-4411" not in str(caught.value)
+        report = send(_message(), Settings("127.0.0.1", token=GOOD, **base))
+        assert report.auth_mechanism == "OAUTHBEARER"
+    finally:
+        controller.stop()

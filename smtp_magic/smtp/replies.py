@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from smtp_magic import errors
+from smtp_magic.phrasing import strip_markers
 from smtp_magic.smtp.diagnosis import Context, Rule, nothing_sent, reply_text
 
 __all__ = ["RULES"]
@@ -225,9 +226,17 @@ def _other_smtp(c: Context) -> errors.SMTPMagicError | None:
         return None
     text = str(c.exc)
     if c.phase == "auth":
+        oauth_only = any(name in text.upper() for name in ("XOAUTH2", "OAUTHBEARER"))
         return c.make(
             errors.AuthenticationError,
-            f"{c.where} offers no login mechanism smtp_magic supports ({text}).",
+            f"{c.where} offers no login mechanism smtp_magic supports ({strip_markers(text)})."
+            + (
+                " It takes OAuth2 access tokens (XOAUTH2/OAUTHBEARER) instead of a password: "
+                "sign in with the provider and log in with the token (README: 'Logging in with "
+                "an OAuth2 token')."
+                if oauth_only
+                else ""
+            ),
         )
     return c.make(errors.ProtocolError, f"{c.where}: {text}")
 
