@@ -10,7 +10,7 @@ The MIME tree for a Markdown body with a figure and a table::
     ├── multipart/alternative
     │   ├── text/plain                 the body as written, tables as text, "[figure: fig.png]"
     │   └── multipart/related
-    │       ├── text/html              the body rendered, <img src="cid:...">
+    │       ├── text/html              the body rendered, inbox-safe (message.inbox), <img src="cid:...">
     │       └── image/png              inline, Content-ID
     └── text/csv                       df.csv
 
@@ -31,12 +31,9 @@ from typing import Any, Literal
 from smtp_magic.errors import ComposeError
 from smtp_magic.message.addresses import check_round_trip, one_line, parse_addresses, short
 from smtp_magic.message.htmltext import html_to_text
+from smtp_magic.message.inbox import BASE_CSS, image_size, inbox_html
 from smtp_magic.message.parts import Parts, collect, png_bytes
-from smtp_magic.message.template import (
-    DEFAULT_DOMAIN,
-    render,
-    table_html,
-)
+from smtp_magic.message.template import DEFAULT_DOMAIN, render, table_html, table_text
 
 __all__ = ["POLICY", "compose", "html_to_text"]
 
@@ -45,29 +42,8 @@ __all__ = ["POLICY", "compose", "html_to_text"]
 # smtplib.send_message never has to announce BODY=8BITMIME.
 POLICY = email.policy.default.clone(cte_type="7bit")
 
-HTML_STYLE = (
-    "body{font-family:sans-serif;line-height:1.4}"
-    "table{border-collapse:collapse;margin:0.5em 0}"
-    "th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:left}"
-    "th{background:#f3f3f3}"
-    "img{max-width:100%}"
-)
-
-
-__all__ = ["POLICY", "compose", "html_to_text"]
-
-# email.policy.default, except that bodies are 7-bit clean (quoted-printable or base64 when
-# needed): a server without 8BITMIME (RFC 6152) then passes the message unchanged, and
-# smtplib.send_message never has to announce BODY=8BITMIME.
-POLICY = email.policy.default.clone(cte_type="7bit")
-
-HTML_STYLE = (
-    "body{font-family:sans-serif;line-height:1.4}"
-    "table{border-collapse:collapse;margin:0.5em 0}"
-    "th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:left}"
-    "th{background:#f3f3f3}"
-    "img{max-width:100%}"
-)
+# The house style lives in message.inbox (BASE_CSS) and is inlined into every HTML body.
+HTML_STYLE = BASE_CSS
 
 
 @functools.cache
@@ -79,10 +55,8 @@ def _markdown() -> Any:
 
 
 def _document(body_html: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
-        f"<style>{HTML_STYLE}</style>\n</head>\n<body>\n{body_html}\n</body>\n</html>\n"
-    )
+    # No <style>: inbox_html writes the house style into each element.
+    return f"<!DOCTYPE html>\n<html>\n<head></head>\n<body>\n{body_html}\n</body>\n</html>\n"
 
 
 def _append_to_document(document: str, extra: str) -> str:
@@ -184,7 +158,7 @@ def compose(
     )
 
     # Tables and figures given as attachments (not shown by the template) go after the body.
-    extra_text = [table.to_string() for table in parts.tables]
+    extra_text = [table_text(table) for table in parts.tables]
     extra_html = [table_html(table) for table in parts.tables]
     for name, _png_bytes, cid in parts.figures[len(inline_from_template) :]:
         extra_text.append(f"[figure: {name}]")
@@ -217,8 +191,12 @@ def _add_bodies(
     message.set_content(text_body)
     if html_body is not None:
         is_document = "<html" in html_body[:1000].lower()
-        document = html_body if is_document else _document(html_body)
-        message.add_alternative(_append_to_document(document, extra_html), subtype="html")
+        document = _append_to_document(
+            html_body if is_document else _document(html_body), extra_html
+        )
+        # Styles inlined, no classes or scripts, figures sized: what every inbox shows alike.
+        sizes = {cid[1:-1]: size for _n, png, cid in parts.figures if (size := image_size(png))}
+        message.add_alternative(inbox_html(document, sizes), subtype="html")
         if parts.figures:
             html_part = message.get_payload()[1]  # type: ignore[index]  # [text, html]
             for name, png, cid in parts.figures:

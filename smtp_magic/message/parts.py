@@ -12,7 +12,7 @@ from typing import Any
 
 from smtp_magic.errors import ComposeError
 from smtp_magic.message.addresses import one_line, short
-from smtp_magic.message.template import has_meaningful_index, is_dataframe, is_figure
+from smtp_magic.message.template import has_meaningful_index, is_figure, is_styler, is_table
 
 __all__ = ["SUPPORTED", "Parts", "collect", "png_bytes"]
 
@@ -101,7 +101,7 @@ def collect(
     domain: str,
 ) -> None:
     """Sort attachments into files, tables and figures, giving each a unique file name."""
-    if isinstance(attachments, (str, bytes, os.PathLike)) or is_dataframe(attachments):
+    if isinstance(attachments, (str, bytes, os.PathLike)) or is_table(attachments):
         attachments = [attachments]  # one attachment given bare; tolerate it
     unnamed = {"table": 0, "figure": 0, "attachment": 0}
 
@@ -121,10 +121,10 @@ def collect(
             one_line("attachment name", name)
             if not name.strip():
                 raise ComposeError("attachment name is empty; give a file name such as 'df.csv'")
-        if is_dataframe(value):
+        if is_table(value):
             csv_name = name if name and name.lower().endswith(".csv") else None
             csv_name = csv_name or (f"{name}.csv" if name else default_name("table", ".csv"))
-            frame: Any = value
+            frame: Any = value.data if is_styler(value) else value  # type: ignore[attr-defined]
             csv_text = frame.to_csv(index=has_meaningful_index(frame))
             parts.files.append(
                 (parts.unique(csv_name), "text/csv", csv_text.encode("utf-8"), {"charset": "utf-8"})

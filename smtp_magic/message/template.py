@@ -12,7 +12,17 @@ from typing import Any, Literal
 
 from smtp_magic.errors import ComposeError
 
-__all__ = ["RenderResult", "TemplateFigure", "is_dataframe", "is_figure", "render", "table_html"]
+__all__ = [
+    "RenderResult",
+    "TemplateFigure",
+    "is_dataframe",
+    "is_figure",
+    "is_styler",
+    "is_table",
+    "render",
+    "table_html",
+    "table_text",
+]
 
 DEFAULT_DOMAIN = "smtp_magic.local"
 
@@ -56,6 +66,17 @@ def is_dataframe(value: object) -> bool:
     return pandas is not None and isinstance(value, pandas.DataFrame)
 
 
+def is_styler(value: object) -> bool:
+    """Tell whether ``value`` is a pandas Styler (``df.style...``), without importing pandas."""
+    style_module = sys.modules.get("pandas.io.formats.style")
+    return style_module is not None and isinstance(value, style_module.Styler)
+
+
+def is_table(value: object) -> bool:
+    """A DataFrame or a Styler: shown as a table, attached as CSV."""
+    return is_dataframe(value) or is_styler(value)
+
+
 def is_figure(value: object) -> bool:
     """Tell whether ``value`` is a matplotlib Figure, without importing matplotlib."""
     figure_module = sys.modules.get("matplotlib.figure")
@@ -77,10 +98,25 @@ def has_meaningful_index(df: Any) -> bool:
 
 
 def table_html(df: Any) -> str:
-    """Render a DataFrame as one line of HTML (one line, so Markdown keeps it intact)."""
-    rendered = df.to_html(index=has_meaningful_index(df), border=0, escape=True)
+    """Render a DataFrame or Styler as one line of HTML (one line, so Markdown keeps it intact).
+
+    A Styler's ``<style>`` block comes along; inbox_html inlines it into the cells it styles.
+    """
+    if is_styler(df):
+        rendered = df.to_html()
+    else:
+        rendered = df.to_html(index=has_meaningful_index(df), border=0, escape=True)
     # to_html puts every cell on its own line, so joining stripped lines changes no cell text.
     return "".join(line.strip() for line in rendered.splitlines())
+
+
+def table_text(table: Any) -> str:
+    """A DataFrame or Styler as aligned text (a Styler with its number formats applied)."""
+    if is_styler(table):
+        from smtp_magic.message.htmltext import html_to_text
+
+        return html_to_text(table.to_html()).strip("\n")
+    return str(table.to_string())
 
 
 class _Shown:
@@ -116,11 +152,11 @@ class _Shown:
         """Jinja2's finalize hook: how a value is shown in the rendered template."""
         from markupsafe import Markup
 
-        if is_dataframe(value):
+        if is_table(value):
             self.tables.setdefault(id(value), value)
             if self.mode == "html":
                 return Markup(table_html(value))
-            return value.to_string()  # type: ignore[attr-defined]
+            return table_text(value)
         if is_figure(value):
             figure = self.figure_for(value)
             if self.mode == "html":
