@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -13,6 +12,7 @@ if TYPE_CHECKING:
     from smtp_magic.diagram import Diagram
 
 from smtp_magic.phrasing import render
+from smtp_magic.tlsinfo import CertInfo, TLSInfo, auth_offered_before_tls, card_html
 
 __all__ = [
     "CertInfo",
@@ -49,35 +49,6 @@ class TranscriptLine(NamedTuple):
 def format_transcript(lines: Sequence[TranscriptLine]) -> str:
     """The conversation as text: ``->``/``<-`` in plaintext, ``~>``/``<~`` inside TLS, ``**`` notes."""
     return "\n".join(str(line) for line in lines)
-
-
-@dataclass(frozen=True)
-class CertInfo:
-    """The server certificate: who it names, who signed it, when it expires, and whether it verified."""
-
-    subject: str
-    issuer: str
-    not_after: dt.datetime | None
-    names: tuple[str, ...] = ()
-    verified: bool = True
-    error: str | None = None
-
-    def __str__(self) -> str:
-        expiry = f", expires {self.not_after:%Y-%m-%d}" if self.not_after else ""
-        state = "verified" if self.verified else f"NOT verified ({self.error})"
-        return f"{self.subject} issued by {self.issuer}{expiry}, {state}"
-
-
-@dataclass(frozen=True)
-class TLSInfo:
-    """The negotiated TLS version, cipher and certificate."""
-
-    version: str
-    cipher: str
-    certificate: CertInfo | None = None
-
-    def __str__(self) -> str:
-        return f"{self.version} {self.cipher}"
 
 
 def _duration(seconds: float) -> str:
@@ -201,7 +172,9 @@ class SendReport:
         picture = self.diagram() if self.transcript else None
         return (
             f"<div><strong style='color:{color}'>{html.escape(self.headline)}</strong>"
-            f"{_table(self.summary_rows())}{conversation_html(picture, self.transcript)}</div>"
+            f"{_table(self.summary_rows())}"
+            f"{card_html(self.tls, auth_before_tls=auth_offered_before_tls(self.transcript))}"
+            f"{conversation_html(picture, self.transcript)}</div>"
         )
 
 
@@ -340,12 +313,15 @@ class ProbeReport:
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in p.cells()) + "</tr>"
             for p in self.ports
         )
-        certs = "".join(
-            f"<li>{p.port}: {html.escape(str(p.tls.certificate))}</li>"
+        certs_html = "".join(
+            card_html(
+                p.tls,
+                auth_before_tls=p.auth_before_tls,
+                title=f"Port {p.port}: certificate and TLS",
+            )
             for p in self.ports
-            if p.tls and p.tls.certificate
+            if p.tls or p.auth_before_tls
         )
-        certs_html = f"<p>Certificates:</p><ul>{certs}</ul>" if certs else ""
         greetings = "".join(
             f"<li>{p.port}: {html.escape(p.greeting)}</li>" for p in self.ports if p.greeting
         )

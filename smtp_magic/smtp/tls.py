@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
+import ipaddress
 import os
 import ssl
+import warnings
+import weakref
+from typing import TYPE_CHECKING
 
 from smtp_magic.errors import SettingsError
-from smtp_magic.report import CertInfo
+from smtp_magic.tlsinfo import CertInfo, ChainLink
+
+if TYPE_CHECKING:
+    from cryptography import x509
 from smtp_magic.settings import Settings
 
 __all__ = ["client_context", "describe_certificate", "unverified_context"]
@@ -98,56 +104,136 @@ def _reason(exc: BaseException) -> str:
 
 
 def describe_certificate(sock: ssl.SSLSocket) -> CertInfo | None:
-    """Describe the peer certificate; one that was not verified (``probe``) is parsed from DER."""
-    cert = sock.getpeercert()
-    if cert:
-        not_after = cert.get("notAfter")
-        expiry = (
-            dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), dt.UTC)
-            if isinstance(not_after, str)
-            else None
-        )
-        return CertInfo(
-            subject=_rdn_name(cert.get("subject", ())),
-            issuer=_rdn_name(cert.get("issuer", ())),
-            not_after=expiry,
-            names=tuple(str(v) for _k, v in cert.get("subjectAltName", ())),  # type: ignore[str-unpack]
-        )
+    """Describe the peer certificate: names, chain, which name matched, the SNI sent.
+
+    A certificate that was not verified (``probe``'s second look) is described all the same,
+    marked "not checked".
+    """
     der = sock.getpeercert(binary_form=True)
     if not der:
         return None
-    # Only probe() makes unverified connections; cryptography comes with trustme.
+    # cryptography comes with trustme (a dependency); imported on the first TLS connection only.
     from cryptography import x509
-    from cryptography.x509.oid import NameOID
 
-    parsed = x509.load_der_x509_certificate(der)
-
-    def name(value: x509.Name) -> str:
-        for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
-            found = value.get_attributes_for_oid(oid)
-            if found:
-                return str(found[0].value)
-        return value.rfc4514_string() or "(empty)"
-
-    try:
-        san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = tuple(str(n.value) for n in san)
-    except x509.ExtensionNotFound:
-        names = ()
+    leaf = x509.load_der_x509_certificate(der)
+    sans = _alt_names(leaf)
+    host = sock.server_hostname
+    verified = bool(sock.getpeercert())  # the parsed form exists only for a verified peer
     return CertInfo(
-        subject=name(parsed.subject),
-        issuer=name(parsed.issuer),
-        not_after=parsed.not_valid_after_utc,
-        names=names,
-        verified=False,
-        error="not checked",
+        subject=_name(leaf.subject),
+        issuer=_name(leaf.issuer),
+        not_after=leaf.not_valid_after_utc,
+        names=tuple(value for _kind, value in sans),
+        verified=verified,
+        error=None if verified else "not checked",
+        chain=_chain(sock, leaf),
+        checked_name=host,
+        matched_name=_matching_name(host, sans),
+        # CPython sends no SNI for an IP address (RFC 6066 section 3 forbids literal addresses).
+        sni=None if host is None or _ip(host) else host,
     )
 
 
-def _rdn_name(rdns: object) -> str:
+def _name(value: x509.Name) -> str:
     # The common name (or organisation) is what a reader recognises; fall back to all parts.
-    parts = {k: v for rdn in rdns for (k, v) in rdn}  # type: ignore[attr-defined]
-    for key in ("commonName", "organizationName"):
-        if key in parts:
-            return str(parts[key])
-    return ", ".join(f"{k}={v}" for k, v in parts.items()) or "(empty)"
+    from cryptography.x509.oid import NameOID
+
+    for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
+        found = value.get_attributes_for_oid(oid)
+        if found:
+            return str(found[0].value)
+    return value.rfc4514_string() or "(empty)"
+
+
+def _alt_names(cert: x509.Certificate) -> list[tuple[str, str]]:
+    from cryptography import x509
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    dns = [("DNS", str(n)) for n in san.get_values_for_type(x509.DNSName)]
+    return dns + [("IP Address", str(n)) for n in san.get_values_for_type(x509.IPAddress)]
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _matching_name(host: str | None, sans: list[tuple[str, str]]) -> str | None:
+    """The subjectAltName entry that ``host`` matches (RFC 6125 section 6.4: one left-most wildcard)."""
+    if not host:
+        return None
+    address = _ip(host)
+    for kind, value in sans:
+        if address is not None:
+            if kind == "IP Address" and _ip(value) == address:
+                return f"{kind} {value}"
+            continue
+        if kind != "DNS":
+            continue
+        name, pattern = host.lower().rstrip("."), value.lower().rstrip(".")
+        if name == pattern:
+            return f"{kind} {value}"
+        if pattern.startswith("*.") and "." in name and name.split(".", 1)[1] == pattern[2:]:
+            return f"{kind} {value}"
+    return None
+
+
+def _chain(sock: ssl.SSLSocket, leaf: x509.Certificate) -> tuple[ChainLink, ...]:
+    """The chain from the server's certificate up to the trust anchor, as far as it can be known.
+
+    Python 3.13 added ``get_verified_chain()``; before it, the issuers are looked up among the
+    CA certificates the context loaded (the system store's file, ``cafile``), which finds the
+    same chain for a server that sends no intermediates (as the lab's does).
+    """
+    from cryptography import x509
+
+    verified = getattr(sock, "get_verified_chain", None)
+    if verified is not None and sock.getpeercert():
+        certs = [x509.load_der_x509_certificate(_der(c)) for c in verified()]
+    else:
+        certs = [leaf]
+        anchors = _anchors(sock.context)
+        while len(certs) < 8 and certs[-1].issuer != certs[-1].subject:
+            issuer = anchors.get(certs[-1].issuer.public_bytes())
+            if issuer is None:
+                break
+            certs.append(x509.load_der_x509_certificate(issuer))
+    return tuple(ChainLink(_name(c.subject), _name(c.issuer), c.not_valid_after_utc) for c in certs)
+
+
+def _der(cert: object) -> bytes:
+    # 3.13's get_verified_chain() gives bytes; later versions may give ssl.Certificate objects.
+    if isinstance(cert, bytes):
+        return cert
+    return cert.public_bytes(ssl.ENCODING_DER)  # type: ignore[attr-defined, no-any-return]
+
+
+_ANCHORS: weakref.WeakKeyDictionary[ssl.SSLContext, dict[bytes, bytes]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _anchors(context: ssl.SSLContext) -> dict[bytes, bytes]:
+    """The context's loaded CA certificates by subject (DER), computed once per context."""
+    found = _ANCHORS.get(context)
+    if found is None:
+        from cryptography import x509
+
+        found = {}
+        with warnings.catch_warnings():
+            # Some system CA certificates have a non-positive serial number: cryptography warns
+            # (and may one day refuse); such a certificate is simply not used as a chain link.
+            warnings.simplefilter("ignore")
+            for der in context.get_ca_certs(binary_form=True):
+                try:
+                    cert = x509.load_der_x509_certificate(der)
+                except ValueError:
+                    continue
+                found[cert.subject.public_bytes()] = der
+        _ANCHORS[context] = found
+    return found
