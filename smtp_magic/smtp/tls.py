@@ -6,6 +6,7 @@ import functools
 import ipaddress
 import os
 import ssl
+import threading
 import warnings
 import weakref
 from typing import TYPE_CHECKING
@@ -213,6 +214,7 @@ def _der(cert: object) -> bytes:
     return cert.public_bytes(ssl.ENCODING_DER)  # type: ignore[attr-defined, no-any-return]
 
 
+_ANCHORS_LOCK = threading.Lock()
 _ANCHORS: weakref.WeakKeyDictionary[ssl.SSLContext, dict[bytes, bytes]] = (
     weakref.WeakKeyDictionary()
 )
@@ -220,6 +222,13 @@ _ANCHORS: weakref.WeakKeyDictionary[ssl.SSLContext, dict[bytes, bytes]] = (
 
 def _anchors(context: ssl.SSLContext) -> dict[bytes, bytes]:
     """The context's loaded CA certificates by subject (DER), computed once per context."""
+    with _ANCHORS_LOCK:
+        # One thread at a time (probe() runs ports in parallel): catch_warnings is process-wide
+        # state, so two threads inside it could restore each other's filters too early.
+        return _anchors_locked(context)
+
+
+def _anchors_locked(context: ssl.SSLContext) -> dict[bytes, bytes]:
     found = _ANCHORS.get(context)
     if found is None:
         from cryptography import x509
