@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import socket
 import ssl
+import traceback
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -307,3 +308,24 @@ def test_a_password_against_a_token_only_server_is_told_about_oauth(tmp_path: Pa
         assert report.auth_mechanism == "OAUTHBEARER"
     finally:
         controller.stop()
+
+
+def test_no_token_in_a_traceback_with_locals(google_lab: LabServer) -> None:
+    # What pytest --showlocals or %xmode Verbose would print for a refused token.
+    with pytest.raises(AuthenticationError) as caught:
+        send(_message(), _settings(google_lab, 587, OLD))
+    shown = "".join(
+        traceback.TracebackException.from_exception(caught.value, capture_locals=True).format()
+    )
+    assert "token='********'" in shown  # the Settings in the frames, masked
+    assert OLD not in shown
+
+    def returns_a_line_break() -> str:
+        return OLD + "\n"
+
+    with pytest.raises(AuthenticationError, match="one line") as caught:
+        send(_message(), _settings(google_lab, 587, returns_a_line_break))
+    shown = "".join(
+        traceback.TracebackException.from_exception(caught.value, capture_locals=True).format()
+    )
+    assert OLD not in shown

@@ -131,14 +131,16 @@ def fetch_token(token: str | Callable[[], str]) -> Secret:
             "as a string.",
             phase="auth",
         )
-    if not isinstance(value, str) or not value.strip() or "\r" in value or "\n" in value:
-        raise AuthenticationError(
-            f"The token function returned {type(value).__name__} "
-            f"{'without a usable token' if isinstance(value, str) else 'instead of a string'}: "
-            "it must return the access token as a non-empty string of one line.",
-            phase="auth",
-        )
-    return Secret(value)
+    if isinstance(value, str) and value.strip() and "\r" not in value and "\n" not in value:
+        return Secret(value)
+    kind = "without a usable token" if isinstance(value, str) else "instead of a string"
+    kind = f"{type(value).__name__} {kind}"
+    del value  # it may be a token with a stray line break: keep it out of the traceback's locals
+    raise AuthenticationError(
+        f"The token function returned {kind}: it must return the access token as a non-empty "
+        "string of one line.",
+        phase="auth",
+    )
 
 
 def refusal_message(
@@ -189,8 +191,9 @@ def login(session: Session) -> None:
     """
     settings = session.settings
     wire = session.wire
-    token = settings.token
-    assert token is not None, "login() is for settings with a token"
+    # No local variable holds a token string: a traceback's locals (pytest --showlocals,
+    # %xmode Verbose) would print it. settings.token is read where it is used.
+    assert settings.token is not None, "login() is for settings with a token"
     offered = wire.esmtp_features.get("auth", "")
     try:
         kind = sasl.choose(offered, sasl.OAUTH_MECHANISMS)
@@ -206,7 +209,7 @@ def login(session: Session) -> None:
     while True:
         problem = ""
         try:
-            secret = fetch_token(token)
+            secret = fetch_token(settings.token)
         except AuthenticationError as exc:
             problem = exc.template
         if problem:  # raised outside the except block: no __context__ to carry along
@@ -225,11 +228,11 @@ def login(session: Session) -> None:
             fresh_may_help = failure.expired
         else:
             fresh_may_help = code == 535 and "5.7.139" not in reply
-        if callable(token) and fresh_may_help and not retried:
+        if callable(settings.token) and fresh_may_help and not retried:
             retried = True
             # A token provider that caches (smtp_magic.auth's providers do) must be told the
             # token was refused, or it would hand out the same one again.
-            invalidate = getattr(token, "invalidate", None)
+            invalidate = getattr(settings.token, "invalidate", None)
             if callable(invalidate):
                 invalidate()
             wire.note("the token was refused; asking the token function for a fresh one")
@@ -242,7 +245,7 @@ def login(session: Session) -> None:
             reply,
             failure,
             retried=retried,
-            login_args=_login_args(token),
+            login_args=_login_args(settings.token),
         )
         raise _error(session, message, code=code, reply=reply)
 
