@@ -118,7 +118,9 @@ class LabHandler:
         session.host_name = hostname  # a 5-argument EHLO hook must do this, or MAIL gets 503
         if self.role == 25:  # aiosmtpd offers AUTH after STARTTLS even with no accounts
             lines = [line for line in lines if not line.startswith("250-AUTH")]
-        return lines
+        # aiosmtpd reads commands from a stream, one at a time, so pipelined commands simply
+        # wait in its buffer: it can offer RFC 2920 PIPELINING, as Postfix and Exchange do.
+        return [*lines[:1], "250-PIPELINING", *lines[1:]]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = cast(bytes, envelope.original_content or envelope.content or b"")
