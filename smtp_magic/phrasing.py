@@ -21,18 +21,24 @@ import shlex
 from collections.abc import Callable, Mapping
 from typing import Literal, get_args
 
-__all__ = ["FRONT_ENDS", "FrontEnd", "action", "render", "setting", "strip_markers"]
+__all__ = ["FRONT_ENDS", "FrontEnd", "action", "other", "render", "setting", "strip_markers"]
 
 FrontEnd = Literal["python", "cli", "magic", "form"]
 FRONT_ENDS: tuple[str, ...] = get_args(FrontEnd)
 
 _OPEN, _CLOSE = "\u27e6", "\u27e7"  # ⟦ ⟧: characters no SMTP reply or setting value contains
-_MARKER = re.compile(f"{_OPEN}(setting|action):([a-z_]+)(?:=([^{_CLOSE}]*))?{_CLOSE}")
+_MARKER = re.compile(f"{_OPEN}(setting|other|action):([a-z_]+)(?:=([^{_CLOSE}]*))?{_CLOSE}")
 
 
 def setting(name: str, value: object = None) -> str:
     """A marker for "set ``name``" (to ``value`` when given), e.g. ``setting("security", "tls")``."""
     return f"{_OPEN}setting:{name}{'' if value is None else '=' + _plain(str(value))}{_CLOSE}"
+
+
+def other(name: str, value: object) -> str:
+    """A marker for another value of a setting just named: the ``'auto'`` of
+    "Use security='starttls' (or 'auto')", which the CLI says as ``--security auto``."""
+    return f"{_OPEN}other:{name}={_plain(str(value))}{_CLOSE}"
 
 
 def action(name: str, argument: object = None) -> str:
@@ -65,6 +71,8 @@ def render(text: str, front_end: str = "python") -> str:
         kind, key, value = match.group(1), match.group(2), match.group(3)
         if kind == "setting":
             return table.setting(key, value)
+        if kind == "other":
+            return table.other(key, value or "")
         phrase = table.actions.get(key)
         return phrase(value or "") if phrase else key
 
@@ -166,15 +174,18 @@ class _Phrases:
         self,
         setting: Callable[[str, str | None], str],
         actions: Mapping[str, Callable[[str], str]],
+        other: Callable[[str, str], str] | None = None,
     ) -> None:
         self.setting = setting
         self.actions = actions
+        self.other = other or setting
 
 
 _PHRASES: dict[str, _Phrases] = {
     "python": _Phrases(
         _python_setting,
-        {
+        other=lambda name, value: value if name in _NUMERIC else repr(value),
+        actions={
             "start_lab": lambda _: "LabServer().start()",
             "lab_cafile": lambda _: "cafile=lab.cafile",
             "probe": _python_probe,
@@ -216,7 +227,8 @@ _PHRASES: dict[str, _Phrases] = {
     ),
     "form": _Phrases(
         _form_setting,
-        {
+        other=lambda _name, value: value,
+        actions={
             "start_lab": lambda _: "%smtp_lab start in a cell before opening the form",
             "lab_cafile": lambda _: (
                 "%smtp_lab start before opening the form (it then trusts the lab's CA)"

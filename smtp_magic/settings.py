@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import KW_ONLY, dataclass, fields
+from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Any, Literal, get_args
 
 from smtp_magic.errors import SettingsError
 
 __all__ = [
     "DEFAULT_GREETING_WAIT",
+    "DEFAULT_HOST",
     "DEFAULT_PORTS",
     "DEFAULT_TIMEOUT",
     "ENV_VARIABLES",
@@ -27,6 +28,9 @@ DEFAULT_TIMEOUT = 10.0
 
 DEFAULT_GREETING_WAIT = 1.5
 """Seconds ``security="auto"`` waits for a greeting on a non-standard port before trying TLS."""
+
+DEFAULT_HOST = "localhost"
+"""The host ``Settings.from_env`` uses when SMTP_HOST and the options name none."""
 
 DEFAULT_PORTS: Mapping[str, int] = {"tls": 465, "starttls": 587, "plain": 25, "auto": 587}
 
@@ -69,6 +73,10 @@ class Settings:
         timeout: Seconds each phase may take.
         greeting_wait: Seconds "auto" waits for a greeting on a non-standard port.
         local_hostname: The name sent with EHLO (default: the machine's FQDN, as smtplib does).
+        defaulted: The names among "host" and "port" that nothing set, so they hold defaults
+            (``from_env`` without SMTP_HOST: "localhost"; ``port=None``: the mode's port); an
+            error then says so. Filled in automatically; a value changed later is no longer
+            counted. Not shown by ``repr``, not compared.
     """
 
     host: str
@@ -85,14 +93,23 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     greeting_wait: float = DEFAULT_GREETING_WAIT
     local_hostname: str | None = None
+    defaulted: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("cafile", "certfile", "keyfile"):
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
                 object.__setattr__(self, name, os.fspath(value))
+        defaulted = set(self.defaulted) & {"host", "port"}
         if self.port is None and isinstance(self.security, str) and self.security in DEFAULT_PORTS:
             object.__setattr__(self, "port", DEFAULT_PORTS[self.security])
+            defaulted.add("port")
+        # After dataclasses.replace(host=..., port=...) a value that differs is no longer a default.
+        if self.host != DEFAULT_HOST:
+            defaulted.discard("host")
+        if self.port != DEFAULT_PORTS.get(self.security):
+            defaulted.discard("port")
+        object.__setattr__(self, "defaulted", frozenset(defaulted))
         problem = self._problem()
         if problem:
             raise SettingsError(problem)
@@ -180,7 +197,9 @@ class Settings:
             else:
                 values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
-        values.setdefault("host", "localhost")
+        if "host" not in values:
+            values["host"] = DEFAULT_HOST
+            values["defaulted"] = frozenset({"host"})
         known = {f.name for f in fields(cls)} - {"_"}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -211,6 +230,8 @@ class Settings:
             elif f.name == "token":
                 if value is not None:
                     parts.append("token=" + _masked_token(value))
+            elif f.name == "defaulted":
+                continue
             elif value != f.default or f.name in ("host", "port", "security"):
                 parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"

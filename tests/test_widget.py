@@ -141,8 +141,10 @@ def test_security_mismatch_shows_our_diagnosis(clean_lab: LabServer, make_form: 
     with pytest.raises(SecurityMismatchError) as caught:
         form.last.result(timeout=WAIT)
     assert "SecurityMismatchError" in form.status.value
-    # The same words as the magic: str(exc), HTML-escaped.
-    assert str(caught.value).replace("'", "&#x27;") in form.status.value
+    # The same diagnosis, with the fix in the form's terms (its Security field).
+    assert caught.value.phrased("form").replace("'", "&#x27;") in form.status.value
+    assert "Use the Security field set to starttls (or auto)." in form.status.value
+    assert "security=" not in form.status.value
     assert clean_lab.messages == []
     assert form.progress.bar_style == "danger"
     assert_enabled(form)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smtp_magic import errors
+from smtp_magic.phrasing import strip_markers
 
 if TYPE_CHECKING:
     from smtp_magic.settings import Settings
@@ -76,7 +77,8 @@ Rule = Callable[[Context], "errors.SMTPMagicError | None"]
 def reply_text(reply: bytes | str) -> str:
     """A server reply as one line of text."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    return " ".join(text.split())
+    # Server text goes into diagnoses: it must not carry phrasing markers of its own.
+    return " ".join(strip_markers(text).split())
 
 
 def nothing_sent(phase: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from smtp_magic import errors
-from smtp_magic.phrasing import strip_markers
+from smtp_magic.phrasing import action, other, setting, strip_markers
 from smtp_magic.smtp.diagnosis import Context, Rule, nothing_sent, reply_text
 
 __all__ = ["RULES"]
@@ -23,7 +23,7 @@ def _not_supported(c: Context) -> errors.SMTPMagicError | None:
             f"{c.where} did not offer STARTTLS. Refusing to continue in plaintext: a server "
             "that should offer it and does not may be under a downgrade attack (RFC 3207 "
             "section 6). If this server really has no TLS and you send no password, use "
-            "security='plain' explicitly.",
+            f"{setting('security', 'plain')} explicitly.",
         )
     if c.phase == "auth":
         return c.make(
@@ -73,7 +73,7 @@ def _login_refused(c: Context) -> errors.SMTPMagicError | None:
     return c.make(
         errors.AuthenticationError,
         f"{c.where} rejected the login for {c.settings.username!r} ({exc.smtp_code} {reply}). "
-        f"{hint}; the password comes from SMTP_PASSWORD, keyring or a prompt.",
+        f"{hint}; the password comes from {action('password_source')}.",
         code=exc.smtp_code,
         reply=reply,
     )
@@ -115,7 +115,7 @@ def _starttls_refused(c: Context, code: int, reply: str) -> errors.SMTPMagicErro
     return _said(
         c, code, reply, errors.TLSUnavailableError,
         "{where} refused STARTTLS ({said}). Refusing to continue in plaintext; try again later, "
-        "or use security='tls' on the server's implicit-TLS port (465).",
+        f"or use {setting('security', 'tls')} on the server's implicit-TLS port (465).",
     )  # fmt: skip
 
 
@@ -132,13 +132,14 @@ def _mail_needs(c: Context, code: int, reply: str) -> errors.SMTPMagicError | No
     if "starttls" in reply.lower():
         return _said(
             c, code, reply, errors.SecurityMismatchError,
-            "{where} requires STARTTLS before mail ({said}). Use security='starttls' (or 'auto').",
+            "{where} requires STARTTLS before mail ({said}). "
+            f"Use {setting('security', 'starttls')} (or {other('security', 'auto')}).",
             expected="starttls",
         )  # fmt: skip
     return _said(
         c, code, reply, errors.SenderRejectedError,
-        "{where} requires a login before it accepts mail ({said}). Set username= "
-        "(the password comes from SMTP_PASSWORD, keyring or a prompt).",
+        f"{{where}} requires a login before it accepts mail ({{said}}). Set {setting('username')} "
+        f"(the password comes from {action('password_source')}).",
     )  # fmt: skip
 
 

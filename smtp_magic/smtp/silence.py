@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 
 from smtp_magic import errors
+from smtp_magic.phrasing import action, other, setting
 from smtp_magic.smtp.diagnosis import Context, Rule, nothing_sent
 
 __all__ = ["RULES"]
@@ -40,7 +41,8 @@ def _no_greeting(c: Context) -> errors.SMTPMagicError | None:
             f"{c.where} sent no SMTP greeting "
             + (f"in {seconds:g} s" if timed_out else "before closing the connection")
             + " but completes a TLS handshake: it expects implicit TLS (TLS from the "
-            "first byte, like port 465). Use security='tls' (or 'auto').",
+            "first byte, like port 465). "
+            f"Use {setting('security', 'tls')} (or {other('security', 'auto')}).",
             expected="tls",
         )
     if not timed_out:
@@ -49,7 +51,7 @@ def _no_greeting(c: Context) -> errors.SMTPMagicError | None:
         errors.SMTPTimeoutError,
         f"connected to {c.where}, but it sent no SMTP greeting in {seconds:g} s and "
         "does not answer a TLS handshake either. It may not be an SMTP server, or "
-        "is overloaded; check the port, or raise timeout=.",
+        f"is overloaded; check the port, or raise {setting('timeout')}.",
     )
 
 
@@ -60,16 +62,16 @@ def _hung_up_after_tls(c: Context) -> errors.SMTPMagicError | None:
     # TLS 1.3 ends the client's handshake before the server checks the client's certificate,
     # so a refusal arrives as a hang-up (or alert) at the first read.
     fix = (
-        "Check that certfile= holds a certificate this server accepts."
+        f"Check that {setting('certfile')} holds a certificate this server accepts."
         if c.settings.certfile
-        else "Set certfile= (and keyfile=) to a certificate it accepts."
+        else f"Set {setting('certfile')} (and {setting('keyfile')}) to a certificate it accepts."
     )
     return c.make(
         errors.TLSHandshakeError,
         f"{c.where} closed the connection right after the TLS handshake, before saying "
         "anything: servers do this when they require a client certificate and did not "
-        f"get one they trust. {fix} Otherwise run smtp_magic.probe() to see what the "
-        "port speaks.",
+        f"get one they trust. {fix} Otherwise run {action('probe', c.where)} to see what "
+        "the port speaks.",
     )
 
 
@@ -104,7 +106,7 @@ def _elsewhere(c: Context) -> errors.SMTPMagicError | None:
         return c.make(
             errors.SMTPTimeoutError,
             f"{c.where} did not answer within {c.settings.timeout:g} s during {c.during}. "
-            "The server may be overloaded or misbehaving; try again, or raise timeout=."
+            f"The server may be overloaded or misbehaving; try again, or raise {setting('timeout')}."
             + nothing_sent(c.phase),
         )
     if not lost:
@@ -113,8 +115,8 @@ def _elsewhere(c: Context) -> errors.SMTPMagicError | None:
         errors.ConnectionLostError,
         f"{c.where} closed the connection during {c.during}."
         + nothing_sent(c.phase)
-        + " Try again later; if it keeps happening, run smtp_magic.probe() to check the "
-        "port's security mode.",
+        + f" Try again later; if it keeps happening, run {action('probe', c.where)} to check "
+        "the port's security mode.",
     )
 
 

@@ -6,6 +6,7 @@ import socket
 import ssl
 
 from smtp_magic import errors
+from smtp_magic.phrasing import action, other, setting
 from smtp_magic.smtp import markers
 from smtp_magic.smtp.diagnosis import Context, Rule
 
@@ -52,7 +53,8 @@ def _injection(c: Context) -> errors.SMTPMagicError | None:
         f"{c.where} sent {c.exc.count} byte(s) of plaintext right after agreeing to STARTTLS. "
         "Those bytes could have been injected by an attacker on the path (RFC 3207 section 6; "
         "CVE-2011-0411), so the session was refused before any login or mail. "
-        "Try security='tls' on port 465 if the server offers it, or report the server.",
+        f"Try {setting('security', 'tls')} on port 465 if the server offers it, or report the "
+        "server.",
     )
 
 
@@ -62,8 +64,8 @@ def _credentials_without_tls(c: Context) -> errors.SMTPMagicError | None:
     return c.make(
         errors.CredentialsRefusedError,
         f"refusing to send the password for {c.settings.username!r} to {c.where} over a "
-        "connection without TLS: anyone on the path could read it. Use security='starttls' "
-        "or 'tls'. Nothing was sent.",
+        "connection without TLS: anyone on the path could read it. Use "
+        f"{setting('security', 'starttls')} or {other('security', 'tls')}. Nothing was sent.",
     )
 
 
@@ -96,8 +98,8 @@ def _certificate(c: Context) -> errors.SMTPMagicError | None:
         )
     reason = _VERIFY_REASONS.get(code, f"did not verify ({exc.verify_message})")
     fix = (
-        "If you trust it, pass its CA as cafile= (for the lab: cafile=lab.cafile). "
-        "smtp_magic never turns verification off."
+        f"If you trust it, pass its CA as {setting('cafile')} (for the lab: "
+        f"{action('lab_cafile')}). smtp_magic never turns verification off."
     )
     if code in (9, 10):
         fix = "Ask the server's administrator to renew it; smtp_magic never turns verification off."
@@ -116,7 +118,8 @@ def _tls_failure(c: Context) -> errors.SMTPMagicError | None:
             errors.SecurityMismatchError,
             f"{c.where} answered in plaintext SMTP, so it expects STARTTLS, not TLS from the "
             "first byte ([SSL: WRONG_VERSION_NUMBER] is OpenSSL reading a plaintext greeting "
-            "as a TLS record). Use security='starttls' (or 'auto').",
+            "as a TLS record). "
+            f"Use {setting('security', 'starttls')} (or {other('security', 'auto')}).",
             expected="starttls",
         )
     if reason in _OLD_PROTOCOL:
@@ -129,7 +132,8 @@ def _tls_failure(c: Context) -> errors.SMTPMagicError | None:
         return c.make(
             errors.TLSHandshakeError,
             f"{c.where} rejected the TLS handshake ({reason.lower()}): it probably requires a "
-            "client certificate it trusts. Set certfile= (and keyfile=) to one it accepts.",
+            f"client certificate it trusts. Set {setting('certfile')} (and {setting('keyfile')}) "
+            "to one it accepts.",
         )
     if isinstance(exc, ssl.SSLEOFError) or "EOF" in reason:
         # Some servers (asyncio's among them) hang up without the TLS alert that would say why.
@@ -137,13 +141,13 @@ def _tls_failure(c: Context) -> errors.SMTPMagicError | None:
             errors.TLSHandshakeError,
             f"{c.where} closed the connection during the TLS handshake without saying why. "
             "It may not speak TLS on this port, may offer only TLS versions older than 1.2, "
-            "or may require a client certificate (certfile=); run smtp_magic.probe() to see "
-            "what it speaks.",
+            f"or may require a client certificate ({setting('certfile')}); run "
+            f"{action('probe', c.where)} to see what it speaks.",
         )
     return c.make(
         errors.TLSHandshakeError,
         f"the TLS handshake with {c.where} failed ({reason.lower().replace('_', ' ')}). "
-        "Run smtp_magic.probe() to see what the port speaks.",
+        f"Run {action('probe', c.where)} to see what the port speaks.",
     )
 
 
@@ -165,8 +169,28 @@ def _refused(c: Context) -> errors.SMTPMagicError | None:
         return None
     return c.make(
         errors.ConnectError,
-        f"nothing is listening on {c.where} (connection refused). Check the host and port; "
-        "for the lab, start it first (LabServer().start() or %smtp_lab start).",
+        f"nothing is listening on {c.where} (connection refused)."
+        + _defaults_said(c)
+        + f" For the lab, start it first ({action('start_lab')}).",
+    )
+
+
+def _defaults_said(c: Context) -> str:
+    """Which of host and port nobody set (they are defaults), and how to set them."""
+    settings = c.settings
+    unset = [name for name in ("host", "port") if name in settings.defaulted]
+    if not unset:
+        return f" Check the host and port ({setting('host')}, {setting('port')})."
+    what = {
+        "host": f"the host {settings.host} is the default (no host was set)",
+        "port": f"port {settings.port} is the default for security={settings.security!r} "
+        "(no port was set)",
+    }
+    variables = " and ".join(f"SMTP_{name.upper()}" for name in unset)
+    return (
+        f" Nothing chose this server: {' and '.join(what[n] for n in unset)}. Set "
+        + " and ".join(setting(name) for name in unset)
+        + f" (or {variables}) to your server's."
     )
 
 
