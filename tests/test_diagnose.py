@@ -6,8 +6,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +77,51 @@ def test_connection_refused() -> None:
     assert isinstance(error, ConnectionError)
     assert "nothing is listening on 127.0.0.1:" in str(error)
     assert "Check the host and port" in str(error)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def test_refused_on_a_default_port_says_it_was_a_default() -> None:
+    # A default port only counts while it is the mode's default, so find a mode whose default
+    # port has nothing listening here (a local MTA may hold 25 or 587).
+    free = [
+        (security, port)
+        for security, port in (("tls", 465), ("starttls", 587), ("plain", 25))
+        if not _listening(port)
+    ]
+    if not free:
+        pytest.fail("ports 465, 587 and 25 of 127.0.0.1 are all in use: free one to run this")
+    security, port = free[0]
+    settings = Settings(HOST, security=security, timeout=TIMEOUT)  # type: ignore[arg-type]
+    assert settings.defaulted == {"port"}
+    error = fail(settings)
+    assert f"port {port} is the default for security='{security}' (no port was set)" in str(error)
+    assert "Set port= (or SMTP_PORT)" in str(error)
+    assert "Set --port PORT (or SMTP_PORT)" in error.phrased("cli")
+
+
+def test_refused_on_the_default_host_says_so_in_cli_terms() -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMTP_")}
+    env["SMTP_PORT"] = str(port)  # the host is left to its default, localhost
+    argv = ["send", "--to", "a@example.org", "--subject", "s", "--body", "b"]
+    argv += ["--from", "me@example.org", "--security", "starttls"]
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("smtp-magic")), *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1
+    err = result.stderr
+    assert f"nothing is listening on localhost:{port}" in err
+    assert "the host localhost is the default (no host was set)" in err
+    assert "Set --host HOST (or SMTP_HOST)" in err and "smtp-magic serve" in err
+    assert "Traceback" not in err
 
 
 def test_host_not_found() -> None:

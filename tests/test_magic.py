@@ -422,6 +422,9 @@ def test_errors_show_our_diagnosis_without_a_traceback(ip, lab_env) -> None:
     assert "SecurityMismatchError: " in captured.stdout
     assert "STARTTLS" in captured.stdout or "starttls" in captured.stdout
     assert "Traceback" not in captured.stdout + captured.stderr
+    # The fix is phrased as this magic's options, not as Python arguments.
+    assert "Use --security starttls (or --security auto)." in captured.stdout
+    assert "security='" not in captured.stdout
 
 
 def test_help_shows_docstring_and_usage(ip) -> None:
@@ -430,6 +433,12 @@ def test_help_shows_docstring_and_usage(ip) -> None:
     assert "Send the cell body as an email message." in captured.stdout
     for option in ("--to-each EXPR", "--attach NAME_OR_PATH", "--dry-run", "--template"):
         assert option in captured.stdout
+    # Plain text for the pager: no reST literal markers, the cell magic named with %%.
+    assert "``" not in captured.stdout and "::" not in captured.stdout
+    assert "%%sendmail [--to ADDRESSES]" in captured.stdout
+    with capture_output() as probe_help:
+        ip.run_cell("%smtp_probe?")
+    assert "%smtp_probe [--port PORT]" in probe_help.stdout and "``" not in probe_help.stdout
 
 
 # -- settings and their precedence ------------------------------------------------------------

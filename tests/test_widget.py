@@ -685,6 +685,8 @@ def test_form_first_hour_in_a_kernel(tmp_path: Path) -> None:
     assert "RAISED: AuthenticationError" in failed
     assert "| outputs: 0" in failed and "Security field set to tls" not in failed
     assert "The login used the password typed in the Password field" in failed
+    assert "the password comes from the form&#x27;s Password field" in failed
+    assert "SMTP_PASSWORD" not in failed and "keyring" not in failed
     assert "typed-but-wrong" not in failed
     # The next Send, with nothing typed, stops and says what it would do instead.
     assert "The password you typed was refused" in again and "| sent: 0" in again

@@ -7,7 +7,7 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
-from smtp_magic.notebook.base import DefaultsMagics, argv
+from smtp_magic.notebook.base import DefaultsMagics, argv, magic_help, phrased_for_magics
 from smtp_magic.notebook.display import LabMailbox, _show, _status
 from smtp_magic.options import port_type, seconds_type
 from smtp_magic.probe import DEFAULT_PROBE_PORTS, probe
@@ -21,19 +21,21 @@ class LabMagics(DefaultsMagics):
 
     # %smtp_probe ---------------------------------------------------------------------------
 
+    @magic_help()
     @magic_arguments()
     @argument("host", nargs="?", help="the server (default: the running lab)")
     @argument("--port", type=port_type, action="append", help="port to probe (repeatable)")
     @argument("--cafile", help="extra CA certificates to trust (default: the lab's)")
     @argument("--timeout", type=seconds_type, default=5.0, metavar="SECONDS")
     @line_magic
+    @phrased_for_magics
     def smtp_probe(self, line: str) -> None:
         """Show what each port of a host speaks: plaintext or TLS first, STARTTLS, AUTH, TLS.
 
         Sends only EHLO, STARTTLS and QUIT: never credentials or mail. Without a host, probes
         the lab started by ``%smtp_lab start``; while it runs, its CA is trusted.
 
-        Example::
+        Example:
 
             %smtp_probe smtp.example.org --port 465 --port 587
         """
@@ -49,9 +51,11 @@ class LabMagics(DefaultsMagics):
 
     # %smtp_lab -----------------------------------------------------------------------------
 
+    @magic_help()
     @magic_arguments()
     @argument("action", choices=("start", "stop", "status", "messages"))
     @line_magic
+    @phrased_for_magics
     def smtp_lab(self, line: str) -> None:
         """Run a local lab server in this kernel that plays ports 25, 465 and 587.
 
@@ -82,7 +86,9 @@ class LabMagics(DefaultsMagics):
 
     # %sendmail_form ------------------------------------------------------------------------
 
+    @magic_help()
     @line_magic
+    @phrased_for_magics
     def sendmail_form(self, line: str) -> None:
         """Show a form to write and send a message, with the current defaults filled in."""
         if line.strip():

@@ -40,7 +40,13 @@ from smtp_magic.auth.credentials import with_password
 from smtp_magic.errors import ComposeError
 from smtp_magic.message.compose import compose
 from smtp_magic.message.template import is_dataframe
-from smtp_magic.notebook.base import PASSWORD_REFUSED, DefaultsMagics, argv
+from smtp_magic.notebook.base import (
+    PASSWORD_REFUSED,
+    DefaultsMagics,
+    argv,
+    magic_help,
+    phrased_for_magics,
+)
 from smtp_magic.notebook.config import SendMail, active_settings
 from smtp_magic.notebook.config import active_lab as active_lab  # re-exported: notebooks import it
 from smtp_magic.notebook.display import DryRun, LabMailbox, _show
@@ -72,6 +78,7 @@ class SendMailMagics(DefaultsMagics):
 
     # %%sendmail ----------------------------------------------------------------------------
 
+    @magic_help("%%")
     @no_var_expand
     @magic_arguments()
     @argument("--to", action="append", metavar="ADDRESSES", help="recipients (repeatable, a,b)")
@@ -109,25 +116,28 @@ class SendMailMagics(DefaultsMagics):
     @argument("--cafile", help="extra CA certificates to trust (PEM)")
     @argument("--timeout", type=seconds_type, metavar="SECONDS")
     @cell_magic
+    @phrased_for_magics
     def sendmail(self, line: str, cell: str) -> None:
         """Send the cell body as an email message.
 
-        The body is Markdown (``--format html`` or ``text`` to change that), sent with a plain
-        text part and an HTML alternative. DataFrames given with ``--attach`` show as a table
-        and travel as CSV; Figures show inline. With ``--template``, ``{{ name }}`` in the
-        subject and body shows a notebook variable (``{{ df }}`` a table, ``{{ fig }}`` a
-        figure). IPython's ``$var``/``{var}`` expansion is off: "$5" stays "$5".
+        The body is Markdown (--format html or text to change that), sent with a plain text
+        part and an HTML alternative. DataFrames given with --attach show as a table and
+        travel as CSV; Figures show inline. With --template, {{ name }} in the subject and
+        body shows a notebook variable ({{ df }} a table, {{ fig }} a figure). IPython's
+        $var/{var} expansion is off: "$5" stays "$5".
 
-        Mail merge: ``--to-each df.email`` sends one message per row, over one connection,
+        Mail merge: --to-each df.email sends one message per row, over one connection,
         rendering subject and body as templates with that row's columns as variables
-        (``{{ name }}``), plus ``to`` (the address) and ``row`` (all columns). ``--to-each``
-        also takes a list of addresses. Every message is built before the first is sent.
+        ({{ name }}), plus to (the address) and row (all columns). --to-each also takes a
+        list of addresses. Every message is built before the first is sent.
 
-        Settings: options on this line, then ``%config SendMail``, then SMTP_* variables (or
-        the lab after ``%smtp_lab start``). The password never goes on this line: it comes
-        from SMTP_PASSWORD, keyring or a prompt.
+        Settings: options on this line, then %config SendMail, then the SMTP_* variables (or
+        the lab after %smtp_lab start). The password never goes on this line: it comes from
+        SMTP_PASSWORD, keyring or the prompt.
 
-        Example::
+        Errors name the option to change (--security starttls), not Python's arguments.
+
+        Example:
 
             %%sendmail --to team@example.org --subject "Weekly numbers" --attach df --attach fig
             Hello team, the numbers are attached.
