@@ -285,6 +285,7 @@ def send_notebook(
         notebook = nbformat.read(notebook_path, as_version=4)
     except (OSError, ValueError) as exc:
         raise SettingsError(f"cannot read the notebook {str(notebook_path)!r}: {exc}") from exc
+    notice = None
     if execute:
         inject_parameters(notebook, parameters or {})
         try:
@@ -293,9 +294,10 @@ def send_notebook(
             if not send_on_error:
                 raise
             skip, notebook = None, exc.notebook
+            notice = f"This report is incomplete: {str(exc).split(' Nothing was sent.')[0]}"
         if skip is not None:
             return NotebookSend(str(notebook_path), False, skip, notebook=notebook)
-    rendered = render_notebook(notebook, cells=cells)
+    rendered = render_notebook(notebook, cells=cells, notice=notice)
     message = compose(
         to=to,
         cc=cc,

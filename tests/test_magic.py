@@ -244,6 +244,28 @@ def test_figure_is_an_inline_png_whose_cid_resolves(mail: Mailer, figure: Any) -
     assert_png_inline(message)
 
 
+def test_a_styler_and_a_figure_arrive_inbox_safe(mail: Mailer, figure: Any) -> None:
+    frame = pd.DataFrame({"item": ["a", "b"], "delta": [1.5, -2.0]})
+    styler = frame.style.map(lambda v: "color: #b00020" if v < 0 else "", subset=["delta"])
+    mail.ip.user_ns.update(deltas=styler, fig=figure)
+    mail(
+        to="team@example.org",
+        subject="Inbox",
+        body="# Deltas\n\n{{ deltas }}\n\n{{ fig }}\n",
+        template=True,
+    )
+    message = mail.received()
+    html = html_of(message)
+    # Nothing depends on a <style> block or a class: Gmail and Outlook drop or ignore them.
+    assert "<style" not in html and "class=" not in html and '<meta charset="utf-8">' in html
+    assert re.search(r'<td style="[^"]*color: #b00020[^"]*">-2.000000</td>', html)
+    assert re.search(
+        r'<img src="cid:[^"]+" alt="figure: fig.png" [^>]*width="\d+" height="\d+"', html
+    )
+    plain = message.get_body(preferencelist=("plain",)).get_content()
+    assert "   item      delta\n0  a      1.500000\n1  b     -2.000000\n" in plain
+
+
 def test_file_by_path_gets_its_mime_type(mail: Mailer, tmp_path: Path) -> None:
     path = tmp_path / "summary.pdf"
     path.write_bytes(b"%PDF-1.4\n% not a real PDF, but its type comes from the name\n")

@@ -45,6 +45,7 @@ def test_a_report_is_executed_rendered_and_received(clean_lab: LabServer) -> Non
         parameters={"rows": 4, "region": "north"},
         settings=clean_lab.settings(587),
         attach_notebook=True,
+        attach_html=True,
     )
     assert result.sent and result.report is not None and result.report.delivered
     message = received(clean_lab)
@@ -56,6 +57,7 @@ def test_a_report_is_executed_rendered_and_received(clean_lab: LabServer) -> Non
                 ["text/plain", ("multipart/related", ["text/html", "image/png"])],
             ),
             "application/octet-stream",
+            "text/html",
         ],
     )
     html = str(message.get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
@@ -115,6 +117,23 @@ def test_a_failing_cell_is_named_and_nothing_is_sent(clean_lab: LabServer) -> No
         "database did not answer. Nothing was sent."
     )
     assert clean_lab.messages == []
+
+
+def test_send_on_error_sends_what_ran_and_says_it_is_incomplete(clean_lab: LabServer) -> None:
+    result = send_notebook(
+        REPORT,
+        to=TO,
+        parameters={"fail": True},
+        settings=clean_lab.settings(587),
+        send_on_error=True,
+    )
+    assert result.sent
+    text = str(received(clean_lab).get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
+    assert text.startswith(
+        "This report is incomplete: report-example.ipynb: cell 4 ('import matplotlib') raised "
+        "RuntimeError: the sales database did not answer.\n\n# Weekly sales report"
+    )
+    assert "P000" not in text  # the cells after the failure never ran
 
 
 def test_no_prompt_free_password_fails_before_running(clean_lab: LabServer) -> None:

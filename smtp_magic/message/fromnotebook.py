@@ -185,6 +185,7 @@ def render_notebook(
     *,
     cells: Literal["tagged", "all"] = "tagged",
     domain: str = DEFAULT_DOMAIN,
+    notice: str | None = None,
 ) -> RenderedNotebook:
     """Render the chosen cells of an executed notebook as an inbox-safe HTML and a text body.
 
@@ -192,6 +193,8 @@ def render_notebook(
         notebook: The notebook (nbformat 4 JSON structure), with outputs.
         cells: ``"tagged"`` (cells tagged ``email``) or ``"all"``.
         domain: The domain part of the inline images' Content-IDs.
+        notice: A warning shown first, in red (e.g. that a cell failed and the report is
+            incomplete).
 
     Returns:
         The HTML document, the text alternative and the inline images.
@@ -221,6 +224,11 @@ def render_notebook(
         size = image_size(image.data)
         if size is not None:
             sizes[image.cid] = size
+    if notice:
+        builder.html.insert(
+            0, f'<p style="color:#b00020"><strong>{html.escape(notice)}</strong></p>'
+        )
+        builder.text.insert(0, notice)
     document = inbox_html("\n".join(builder.html), sizes)
     text = "\n\n".join(block for block in builder.text if block) + "\n"
     return RenderedNotebook(document, text, tuple(builder.images), contributed)
