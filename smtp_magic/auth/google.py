@@ -74,6 +74,7 @@ class GoogleTokens(TokenProvider):
             "revoke_uri": config.get("revoke_uri", GOOGLE_REVOKE_URI),
         }
         self.cafile = cafile
+        self.client_secret_file: str | None = None  # where the config came from, for messages
         self._open = open_browser or webbrowser.open
 
     @property
@@ -82,7 +83,8 @@ class GoogleTokens(TokenProvider):
         return f"google:{self.client_id}:{self.username}"
 
     def _login_extra(self) -> list[str]:
-        return ["--cafile", self.cafile] if self.cafile else []
+        extra = ["--client-secret-file", self.client_secret_file] if self.client_secret_file else []
+        return extra + (["--cafile", self.cafile] if self.cafile else [])
 
     def _stored(self) -> dict[str, Any]:
         raw = self.store.get(self.key)

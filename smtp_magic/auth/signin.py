@@ -83,7 +83,9 @@ def token_provider(
                     f"cannot read the Google client file {client_secret_file!r} ({exc}): "
                     "download it again from the Google Cloud console (Credentials, Desktop app)."
                 ) from None
-        return GoogleTokens(
+        google = GoogleTokens(
             client_id, username=username, client_config=config, cafile=cafile, store=store
         )
+        google.client_secret_file = client_secret_file
+        return google
     raise SettingsError(f"unknown OAuth2 provider {provider!r}: use 'microsoft' or 'google'.")

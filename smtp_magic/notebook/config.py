@@ -64,6 +64,9 @@ class SendMail(Configurable):
     oauth_cafile = Unicode(
         None, allow_none=True, help="Extra CA file to trust for the OAuth2 authority (the lab's)."
     ).tag(config=True)
+    oauth_client_secret_file = Unicode(
+        None, allow_none=True, help="Google: the OAuth client's downloaded client_secret.json."
+    ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
         # Set before Configurable.__init__, which loads the config and so fires the observer.
@@ -124,6 +127,7 @@ class SendMail(Configurable):
             self.oauth_tenant,
             self.oauth_authority,
             self.oauth_cafile,
+            self.oauth_client_secret_file,
         )
         if self._tokens is None or self._tokens[0] != key:
             tokens = token_provider(
@@ -133,6 +137,7 @@ class SendMail(Configurable):
                 tenant=self.oauth_tenant,
                 authority=self.oauth_authority,
                 cafile=self.oauth_cafile,
+                client_secret_file=self.oauth_client_secret_file,
             )
             self._tokens = (key, tokens)
         return self._tokens[1]

@@ -73,6 +73,7 @@ class LoginMagics(Magics):
     @argument("--tenant", help="Microsoft: organizations (default), consumers, or a tenant id")
     @argument("--authority", help="Microsoft: an authority URL (the lab's, a national cloud)")
     @argument("--cafile", help="extra CA file to trust for the authority (the lab's)")
+    @argument("--client-secret-file", help="Google: the downloaded client_secret.json")
     @argument("--browser", action="store_true", help="browser sign-in instead of a device code")
     @argument("--paste", action="store_true", help="browser sign-in, then paste the final address")
     @argument(
@@ -98,6 +99,7 @@ class LoginMagics(Magics):
             ("oauth_tenant", args.tenant),
             ("oauth_authority", args.authority),
             ("oauth_cafile", args.cafile),
+            ("oauth_client_secret_file", args.client_secret_file),
         ):
             if value is not None:
                 setattr(d, trait, value)
