@@ -124,7 +124,7 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: _Any) -> None:
     """``%load_ext smtp_magic``: register %%sendmail, %smtp_probe, %smtp_lab, %sendmail_form,
-    %smtp_login and %smtp_logout."""
+    %smtp_setup, %smtp_login and %smtp_logout."""
     from smtp_magic.notebook import loginmagic
     from smtp_magic.notebook.display import show_error_diagrams
     from smtp_magic.notebook.magic import load_ipython_extension as load

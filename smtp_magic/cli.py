@@ -1,4 +1,4 @@
-"""The smtp-magic command: demo, serve, probe, send, send-notebook, login and logout, thin front ends over the public API."""
+"""The smtp-magic command: demo, serve, probe, send, send-notebook, login, logout and setup, thin front ends over the public API."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smtp_magic import clilogin, clinotebook
+from smtp_magic import clilogin, clinotebook, clisetup
 from smtp_magic.auth.credentials import with_password
 from smtp_magic.errors import SettingsError, SMTPMagicError
 from smtp_magic.message.compose import compose
@@ -280,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_send(commands)
     clinotebook.add_parser(commands)
     clilogin.add_parsers(commands)
+    clisetup.add_parser(commands)
     return parser
 
 

@@ -38,6 +38,7 @@ import ipywidgets as W
 from smtp_magic.errors import AuthenticationError, SMTPMagicError
 from smtp_magic.message.preview import preview
 from smtp_magic.notebook import formcheck
+from smtp_magic.notebook.formsetup import find_settings
 from smtp_magic.notebook.formview import SECURITY_CHOICES, FormWidgets, escape, show
 from smtp_magic.phrasing import render, setting
 from smtp_magic.probe import probe
@@ -112,6 +113,7 @@ class SendMailForm(FormWidgets):
         self.send_button.on_click(self._guard(self._on_send))
         self.preview_button.on_click(self._guard(self._on_preview))
         self.test_button.on_click(self._guard(self._on_test))
+        self.find_button.on_click(self._guard(lambda: find_settings(self)))
         if problem:
             self._status_error("SettingsError", problem)
 

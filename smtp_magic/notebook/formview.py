@@ -96,6 +96,9 @@ class FormWidgets:
                 style=style,
             )
 
+        # "Find settings" fills the server fields from this address (discover()).
+        self.address = text("Address", base.sender, "alice@example.org")
+        self.find_button = W.Button(description="Find settings", icon="search")
         self.host = text("Host", base.host, "smtp.example.org")
         self.port = W.IntText(value=base.port, description="Port", style=style)
         self.security = W.Dropdown(
@@ -166,6 +169,8 @@ class FormWidgets:
             ("preview", self.preview_button),
             ("test", self.test_button),
             ("signin", self.signin_button),
+            ("address", self.address),
+            ("find", self.find_button),
             ("status", self.status),
             ("progress", self.progress),
             ("output", self.output),
@@ -178,6 +183,7 @@ class FormWidgets:
         self.box = W.VBox(
             [
                 heading("Server"),
+                W.HBox([self.address, self.find_button]),
                 *(rows[n] for n in ("host", "port", "security", "username", "password")),
                 W.HBox([self.test_button, *self.buttons[3:]]),  # + Sign in, when shown
                 heading("Message"),
@@ -197,7 +203,9 @@ class FormWidgets:
         for name in FIELDS:
             getattr(self, name).close()
             self.errors[name].close()
-        for widget in (*self.buttons, self.signin_button, self.status, self.progress, self.output):
+        for widget in (*self.buttons, self.signin_button, self.address, self.find_button):
+            widget.close()
+        for widget in (self.status, self.progress, self.output):
             widget.close()
 
     def _show_field_error(self, name: str, text: str) -> None:

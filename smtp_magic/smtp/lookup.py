@@ -75,7 +75,9 @@ def _query(resolver: Any, name: str, rdtype: str, timeout: float) -> list[Any]:
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
     except dns.exception.Timeout:
-        raise LookupProblem(f"{rdtype} lookup of {name} timed out after {timeout:g} s") from None
+        raise LookupProblem(
+            f"{rdtype} lookup of {name} timed out after {round(timeout, 1):g} s"
+        ) from None
     except dns.exception.DNSException as exc:
         raise LookupProblem(f"{rdtype} lookup of {name} failed ({type(exc).__name__})") from None
     return list(answer)
