@@ -718,6 +718,31 @@ def test_mail_merge_dry_run_sends_nothing_and_counts(ip, clean_lab, people) -> N
     assert clean_lab.messages == [] and sum(clean_lab.connections.values()) == 0
 
 
+def test_mail_merge_builds_each_message_when_it_is_sent(ip, lab_env) -> None:
+    """Issue 11, finding 12: a dry run builds one message, a send one per row as it goes."""
+    built: list[int] = []
+
+    def mark(number: int) -> str:
+        built.append(number)
+        return ""
+
+    rows = 3000
+    ip.user_ns["mark"] = mark
+    ip.user_ns["many"] = pd.DataFrame(
+        {"email": [f"p{i}@example.org" for i in range(rows)], "n": range(rows)}
+    )
+    with capture_output():
+        sendmail(ip, "--to-each many.email --subject 'Hi {{ n }}' --dry-run", "{{ mark(n) }}x")
+    assert set(built) == {0}  # not 3,000 messages for a preview of one
+    built.clear()
+    ip.user_ns["few"] = ip.user_ns["many"][:4]
+    sendmail(ip, "--to-each few.email --subject 'Hi {{ n }}' --quiet", "{{ mark(n) }}x")
+    assert list(dict.fromkeys(built)) == [0, 1, 2, 3]  # row by row, in order
+    assert [m.message["Subject"] for m in lab_env.wait_for_messages(4)] == [
+        f"Hi {i}" for i in range(4)
+    ]
+
+
 def test_mail_merge_refuses_a_row_without_address_before_sending_any(ip, lab_env) -> None:
     ip.user_ns["people"] = pd.DataFrame({"email": ["a@example.org", None], "name": ["A", "B"]})
     with pytest.raises(ComposeError, match="row 2 has no address"):

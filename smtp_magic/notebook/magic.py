@@ -28,9 +28,10 @@ import argparse
 import ast
 import os
 from collections import ChainMap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from IPython.core.error import UsageError
 from IPython.core.magic import cell_magic, magics_class, no_var_expand
@@ -197,8 +198,12 @@ class SendMailMagics(DefaultsMagics):
             f"(looked for {str(path.absolute())!r}): define the variable or fix the path."
         )
 
-    def _recipients(self, expr: str) -> tuple[list[str], list[dict[str, Any]]]:
-        """Evaluate ``--to-each EXPR``: the addresses and, per address, the row's variables."""
+    def _recipients(self, expr: str) -> tuple[list[str], Callable[[int], dict[str, Any]]]:
+        """Evaluate ``--to-each EXPR``: the addresses, and how to get row i's variables.
+
+        The rows are not copied into a dict each: a column is a list, and row i is made when
+        its message is built, so a 100,000-row table costs a few lists, not 100,000 dicts.
+        """
         value = self._evaluate(expr)
         frame, column = self._parent_frame(expr)
         if is_dataframe(value):
@@ -206,15 +211,16 @@ class SendMailMagics(DefaultsMagics):
                 f"--to-each {expr!r} is a whole table: name its address column, "
                 f"e.g. --to-each '{expr}.email' or \"{expr}['email']\"."
             )
+        columns: dict[str, list[Any]] = {}
         if frame is not None:
-            rows = [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
-            addresses = [row[column] for row in rows]
+            columns = {str(k): frame[k].tolist() for k in frame.columns}
+            addresses = columns[str(column)]
         elif type(value).__name__ == "Series":
-            name = value.name if isinstance(value.name, str) else None
             addresses = list(value)
-            rows = [{name: a} if name else {} for a in addresses]
+            if isinstance(value.name, str):
+                columns = {value.name: addresses}
         elif isinstance(value, (list, tuple)):
-            addresses, rows = list(value), [{} for _ in value]
+            addresses = list(value)
         else:
             raise UsageError(
                 f"--to-each {expr!r} is a {type(value).__name__}: give a DataFrame column "
@@ -228,7 +234,11 @@ class SendMailMagics(DefaultsMagics):
                 )
         if not addresses:
             raise UsageError(f"--to-each {expr!r} is empty: there is nobody to send to.")
-        return addresses, rows
+
+        def row(index: int) -> dict[str, Any]:
+            return {name: values[index] for name, values in columns.items()}
+
+        return addresses, row
 
     def _evaluate(self, expr: str) -> Any:
         try:
@@ -263,16 +273,27 @@ class SendMailMagics(DefaultsMagics):
     def _merge(
         self, args: argparse.Namespace, body: str, settings: Settings, common: dict[str, Any]
     ) -> None:
-        """Mail merge: render and compose every message first, then send all on one connection."""
-        addresses, rows = self._recipients(args.to_each)
-        messages = []
-        for address, row in zip(addresses, rows, strict=True):
-            variables = ChainMap({**row, "row": row, "to": address}, self._ip.user_ns)
-            messages.append(
-                compose(
-                    to=address, subject=args.subject, body=body, template_vars=variables, **common
-                )
+        """Mail merge: one message per row, each built just before it is sent, on one connection.
+
+        The first message is built up front (the dry run shows it; a template error surfaces
+        before connecting); the others only when ``send_many`` reaches them, so memory stays
+        bounded however many rows there are (issue 11, finding 12).
+        """
+        addresses, row_of = self._recipients(args.to_each)
+        namespace = self._ip.user_ns
+
+        def build(index: int) -> EmailMessage:
+            row = row_of(index)
+            variables = ChainMap({**row, "row": row, "to": addresses[index]}, namespace)
+            return compose(
+                to=addresses[index],
+                subject=args.subject,
+                body=body,
+                template_vars=variables,
+                **common,
             )
+
+        messages = _Merge(len(addresses), build)
         if args.dry_run:
             _show(DryRun(messages[0], count=len(messages)))
             return
@@ -286,6 +307,33 @@ class SendMailMagics(DefaultsMagics):
         trouble = len(report.accepted) != len(report) or any(r.refused for r in report)
         if not args.quiet or trouble:  # quiet hides success, never a message left behind
             _show(report)
+
+
+class _Merge(Sequence[EmailMessage]):
+    """The messages of a mail merge, each built when it is asked for (the first one is kept)."""
+
+    def __init__(self, count: int, build: Callable[[int], EmailMessage]) -> None:
+        self.size = count
+        self.build = build
+        self.first = build(0)
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, index: int) -> EmailMessage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[EmailMessage]: ...
+
+    def __getitem__(self, index: int | slice) -> EmailMessage | list[EmailMessage]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.size))]
+        if index < 0:
+            index += self.size
+        if not 0 <= index < self.size:
+            raise IndexError(f"message {index} of a merge of {self.size}")
+        return self.first if index == 0 else self.build(index)
 
     # %smtp_probe ---------------------------------------------------------------------------
 
