@@ -7,6 +7,10 @@ account password is ``SECRET``. It collects every repr, str, HTML, transcript, e
 output, widget state, history entry and saved file into a corpus of named sources. The tests
 then check that the corpus really holds what each front end shows (so the search is not vacuous)
 and that no password occurs in it: not as typed, not as the base64 of AUTH PLAIN or AUTH LOGIN.
+
+A second harness signs in with OAuth2 against the lab's authority through the API,
+``%smtp_login`` (history on disk), the form's Sign in button, ``smtp-magic login/send/logout``
+and a notebook executed and saved, then searches for every access and refresh token issued.
 """
 
 from __future__ import annotations
@@ -735,3 +739,274 @@ def test_no_password_anywhere(corpus: Corpus) -> None:
                 context = text[max(at - 80, 0) : at + len(needle) + 80].replace(needle, "«HERE»")
                 leaks.append(f"{source}: {needle_name} x{count}, e.g. ...{context!r}...")
     assert not leaks, "passwords leaked:\n" + "\n".join(leaks)
+
+
+# -- OAuth2 sign-in: issued access and refresh tokens -----------------------------------------
+#
+# The tokens below are not known in advance: the lab's authority issues them. The harness signs
+# in through every front end (API, %smtp_login with history on disk, the form's Sign in button,
+# smtp-magic login/send/logout, a notebook executed by nbclient and saved), then searches what
+# they showed for every access and refresh token the authorities issued, and the app secret.
+
+OAUTH_NOTEBOOK_CELLS = [
+    """\
+import json, os
+from smtp_magic import LabServer, compose, send
+from smtp_magic.auth.microsoft import MicrosoftTokens
+from smtp_magic.auth.tokenstore import MemoryStore
+from smtp_magic.lab.authority import DEMO_CLIENT_ID, DEMO_USER, OAuthAuthority
+
+authority = OAuthAuthority(robot=DEMO_USER).start()
+lab = LabServer(ports={25: 0, 465: 0, 587: 0}, tokens=authority.validator).start()
+tokens = MicrosoftTokens(DEMO_CLIENT_ID, username=DEMO_USER, authority=authority.microsoft_authority,
+                         cafile=authority.cafile, store=MemoryStore())
+tokens.sign_in(interactive=True)""",
+    """\
+settings = lab.settings(587, username=DEMO_USER, token=tokens)
+print(send(compose(to="reader@example.org", subject="Token in a notebook", body="x"), settings))
+settings, tokens""",
+    """\
+%load_ext smtp_magic
+%config SendMail.host = "127.0.0.1"
+%config SendMail.port = {lab.ports[587]}
+%config SendMail.security = "starttls"
+%config SendMail.cafile = {lab.cafile!r}
+%config SendMail.sender = {DEMO_USER!r}
+%smtp_login microsoft --client-id {DEMO_CLIENT_ID} --username {DEMO_USER} --authority {authority.microsoft_authority} --cafile {authority.cafile} --interactive""",
+    '%%sendmail --to reader@example.org --subject "Magic with a token"\nHello.',
+    """\
+from smtp_magic.notebook.form import SendMailForm
+
+form = SendMailForm(lab.settings(587, username=DEMO_USER, token=MicrosoftTokens(
+    DEMO_CLIENT_ID, username=DEMO_USER, authority=authority.microsoft_authority,
+    cafile=authority.cafile, store=MemoryStore())))
+form.signin_button.click()
+print(form.last.result(timeout=30))
+form.to.value, form.subject.value = "reader@example.org", "Form with a token"
+form.send_button.click()
+print(form.last.result(timeout=30))
+form""",
+    "stale = tokens()\nauthority.expire(stale)\nsend(compose(to='r@example.org', subject='x', body='x'), lab.settings(587, username=DEMO_USER, token=stale))",
+]
+
+
+def _issued(authority: Any) -> list[str]:
+    found = []
+    for record in authority.tokens():
+        found.append(record.access_token)
+        if record.refresh_token:
+            found.append(record.refresh_token)
+    return found
+
+
+def oauth_needles(tokens: list[str], user: str) -> dict[str, str]:
+    needles: dict[str, str] = {}
+    for number, token in enumerate(tokens):
+        needles[f"issued token {number}"] = token
+        needles[f"issued token {number}, a middle slice"] = token[8:-8]
+        needles[f"issued token {number} as XOAUTH2"] = base64.b64encode(
+            f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+        ).decode()
+    return needles
+
+
+def exercise_oauth_notebook(tmp: Path, corpus: Corpus) -> list[str]:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    for source in OAUTH_NOTEBOOK_CELLS:
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+    nb.cells[-1].metadata["tags"] = ["raises-exception"]
+    issued = tmp / "issued.json"
+    # The last cell only records what the kernel's authority issued, for the search; it prints
+    # nothing and is dropped before the notebook is saved.
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "json.dump([t for r in authority.tokens() for t in (r.access_token, r.refresh_token)"
+            f" if t], open({str(issued)!r}, 'w'))"
+        )
+    )
+    history = tmp / "oauth-kernel-history.sqlite"
+    client = NotebookClient(
+        nb,
+        timeout=60,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp)}},
+        ipython_hist_file=str(history),
+        extra_arguments=["--HistoryManager.db_log_output=True"],
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMTP_")}
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
+    client.execute(env=env)
+    nb.cells.pop()
+    texts = [text_of(cell.get("outputs", [])) for cell in nb.cells]
+    assert "enter the code" in texts[0] and "OAUTHBEARER" in texts[1], texts[:2]
+    assert "Signed in to Microsoft" in texts[2] and "Sent" in texts[4], texts[2:5]
+    assert "expired or was revoked" in texts[5], texts[5]
+    saved = tmp / "oauth-saved.ipynb"
+    nbformat.write(nb, saved)
+    corpus.add("notebook: saved file", saved.read_bytes())
+    corpus.add("notebook: kernel history", *(p.read_bytes() for p in tmp.glob(history.name + "*")))
+    return list(json.loads(issued.read_text()))
+
+
+def exercise_oauth_front_ends(authority: Any, lab: LabServer, tmp: Path, corpus: Corpus) -> None:
+    from smtp_magic.auth.microsoft import MicrosoftTokens
+    from smtp_magic.auth.tokenstore import MemoryStore
+    from smtp_magic.cli import main
+    from smtp_magic.lab.authority import DEMO_CLIENT_ID, DEMO_USER
+    from smtp_magic.notebook.form import SendMailForm
+
+    lab_args = ["--authority", authority.microsoft_authority, "--cafile", authority.cafile]
+    # The API: sign in, send, an expired token string, a revoked sign-in later.
+    shown: list[Any] = []
+    tokens = MicrosoftTokens(
+        DEMO_CLIENT_ID, username=DEMO_USER, authority=authority.microsoft_authority,
+        cafile=authority.cafile, store=MemoryStore(),
+    )  # fmt: skip
+    tokens.sign_in(shown.append, interactive=True)
+    settings = lab.settings(587, username=DEMO_USER, token=tokens)
+    report = send(message("API with a signed-in token"), settings)
+    corpus.add("api: oauth sign-in", repr(tokens), repr(settings), shown, *report_texts(report))
+    stale = tokens()
+    authority.expire(stale)
+    exc = expect_error(
+        AuthenticationError,
+        lambda: send(message("stale"), lab.settings(587, username=DEMO_USER, token=stale)),
+    )
+    corpus.add("api: oauth expired string", *error_texts(exc))
+
+    # The magic, with its history in a file.
+    with history_shell(tmp / "oauth-history.sqlite") as shell, capture_output() as captured:
+        shell.run_line_magic("load_ext", "smtp_magic")
+        for line in (
+            "SendMail.host = '127.0.0.1'",
+            f"SendMail.port = {lab.ports[587]}",
+            "SendMail.security = 'starttls'",
+            f"SendMail.cafile = {lab.cafile!r}",
+            f"SendMail.sender = {DEMO_USER!r}",
+        ):
+            shell.run_cell(f"%config {line}", store_history=True)
+        login = " ".join(["microsoft", "--client-id", DEMO_CLIENT_ID, "--username", DEMO_USER,
+                          *lab_args, "--interactive"])  # fmt: skip
+        assert shell.run_cell(f"%smtp_login {login}", store_history=True).success
+        cell = '%%sendmail --to reader@example.org --subject "Magic, token"\nHello.'
+        assert shell.run_cell(cell, store_history=True).success
+        shell.run_cell("_ = get_ipython().configurables", store_history=True)
+        assert shell.run_cell("%smtp_logout", store_history=True).success
+    corpus.add("magic: oauth outputs", captured.stdout, captured.stderr,
+               *(o.data for o in captured.outputs))  # fmt: skip
+    files = sorted(tmp.glob("oauth-history.sqlite*"))
+    assert files and b"smtp_login" in files[0].read_bytes(), files
+    corpus.add("magic: oauth history file bytes", *(p.read_bytes() for p in files))
+
+    # The form's Sign in button.
+    before = set(live_widgets())
+    provider = MicrosoftTokens(
+        DEMO_CLIENT_ID, username=DEMO_USER, authority=authority.microsoft_authority,
+        cafile=authority.cafile, store=MemoryStore(),
+    )  # fmt: skip
+    form = SendMailForm(lab.settings(587, username=DEMO_USER, token=provider))
+    statuses: list[str] = []
+    form.status.observe(lambda change: statuses.append(change["new"]), "value")
+    form.signin_button.click()
+    assert form.last is not None and form.last.result(timeout=WAIT) == DEMO_USER
+    form.to.value, form.subject.value = TO, "Form, token"
+    form.send_button.click()
+    corpus.add("widget: oauth form", repr(form), statuses, str(form.last.result(timeout=WAIT)))
+    made = {k: w for k, w in live_widgets().items() if k not in before}
+    corpus.add("widget: oauth every widget created", [w.get_state() for w in made.values()])
+    form.close()
+
+    # The command line (in process: the keyring is this process's memory backend).
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        common = ["--client-id", DEMO_CLIENT_ID, "--username", DEMO_USER, *lab_args]
+        assert main(["login", "microsoft", *common, "--interactive"], out=out) == 0
+        assert main(["send", "--to", TO, "--subject", "CLI, token", "--body", "b",
+                     "--host", "127.0.0.1", "--port", str(lab.ports[587]), "--security",
+                     "starttls", "--cafile", lab.cafile, "--user", DEMO_USER, "--from", DEMO_USER,
+                     "--oauth", "microsoft", "--client-id", DEMO_CLIENT_ID, "--authority",
+                     authority.microsoft_authority, "--oauth-cafile", authority.cafile],
+                    out=out) == 0  # fmt: skip
+        with contextlib.redirect_stdout(out):
+            sys.stdin, saved_stdin = io.StringIO("lab-app-secret-5521\n"), sys.stdin
+            try:
+                app = ["--client-id", "lab-unattended-app", "--username", DEMO_USER, *lab_args]
+                assert main(["login", "microsoft", *app, "--client-credentials",
+                             "--client-secret-stdin"], out=out) == 0  # fmt: skip
+            finally:
+                sys.stdin = saved_stdin
+        assert main(["logout", "microsoft", *common], out=out) == 0
+    corpus.add("cli: oauth login, send, logout", out.getvalue(), err.getvalue())
+
+    # Last: an administrator revokes every session; the next send says to sign in again.
+    authority.revoke_user(DEMO_USER)
+    with authority.store.lock:
+        authority.store.refresh.clear()
+    tokens.invalidate()
+    from smtp_magic import SignInError
+
+    exc = expect_error(SignInError, lambda: send(message("revoked"), settings))
+    corpus.add("api: oauth revoked sign-in", *error_texts(exc))
+
+
+@pytest.fixture(scope="module")
+def oauth_corpus(
+    corpus: Corpus, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Corpus, dict[str, str]]]:
+    """Sign in everywhere against the lab's authority; the corpus, and the needles to look for."""
+    from smtp_magic.lab.authority import DEMO_USER
+    from tests.oauthhelpers import APP_SECRET, lab_authority, memory_keyring
+
+    tmp = tmp_path_factory.mktemp("oauth-secrets")
+    found = Corpus()
+    logs = LogLines()
+    logging.getLogger().addHandler(logs)
+    vault = memory_keyring()
+    backend = next(vault)
+    stored: list[str] = []
+    try:
+        with (
+            lab_authority() as authority,
+            LabServer(ports={25: 0, 465: 0, 587: 0}, tokens=authority.validator) as lab,
+        ):
+            exercise_oauth_front_ends(authority, lab, tmp, found)
+            stored = list(backend.passwords.values())  # what keyring held (not searched)
+            issued = _issued(authority) + exercise_oauth_notebook(tmp, found)
+            found.add("lab: oauth messages, raw", repr(lab), *(m.raw for m in lab.messages))
+    finally:
+        logging.getLogger().removeHandler(logs)
+        next(vault, None)
+    found.add("logs: every record", *logs.lines)
+    assert len(issued) >= 10, issued  # sign-ins, refreshes and rotations really happened
+    # The needles are the real strings: keyring (where they belong) holds some of them.
+    assert any(token in value for value in stored for token in issued)
+    needles = oauth_needles(issued, DEMO_USER)
+    needles["the app's client secret"] = APP_SECRET
+    yield found, needles
+
+
+def test_oauth_front_ends_were_searched(oauth_corpus: tuple[Corpus, dict[str, str]]) -> None:
+    found, _needles = oauth_corpus
+    assert "AUTH OAUTHBEARER" in found.text("api: oauth sign-in")
+    assert "enter the code" in found.text("magic: oauth outputs")
+    assert "Signed in</b> as" in found.text("widget: oauth form")
+    assert "Signed in as" in found.text("cli: oauth")
+    assert "smtp_login" in found.text("magic: oauth history file bytes")
+    assert "Magic with a token" in found.text("notebook: saved file")
+    assert "expired or was revoked" in found.text("api: oauth expired string")
+    assert "smtp-magic login microsoft" in found.text("api: oauth revoked sign-in")
+
+
+def test_no_oauth_token_anywhere(oauth_corpus: tuple[Corpus, dict[str, str]]) -> None:
+    """No issued access or refresh token, nor its XOAUTH2 base64, nor the app secret, shows."""
+    found, needles = oauth_corpus
+    leaks = [
+        f"{source}: {name}"
+        for source, text in found.sources.items()
+        for name, needle in needles.items()
+        if needle in text
+    ]
+    assert not leaks, "tokens leaked:\n" + "\n".join(leaks)
