@@ -61,9 +61,11 @@ def _known_refusal(c: Context) -> errors.SMTPMagicError | None:
     if rule is None:
         return None
     shown = strip_markers(reply)
-    message = f"{c.where} refused during {c.during} ({code} {shown}). {rule.meaning} {rule.fix}"
-    if c.phase != "data-end" or code >= 400:
-        message += " The message was not sent."
+    what = _REFUSED.get(c.phase, f"refused during {c.during}")
+    # A 4xx or 5xx reply is a definite no, even after the data: nothing was delivered.
+    message = (
+        f"{c.where} {what} ({code} {shown}). {rule.meaning} {rule.fix} The message was not sent."
+    )
     generic = None
     if isinstance(c.exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
         generic = next((e for r in replies.RULES if (e := r(c)) is not None), None)
