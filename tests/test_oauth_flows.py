@@ -249,3 +249,14 @@ def test_headless_sign_in_fails_fast_with_the_command(
     )
     with pytest.raises(SignInError, match="nothing is stored"):
         tokens()  # and the token callable never starts a flow either
+
+
+def test_nothing_stored_fails_fast_without_the_network(store: MemoryStore) -> None:
+    # An authority nobody listens on: the error must come from the empty store, at once.
+    tokens = MicrosoftTokens(
+        DEMO_CLIENT_ID, username=DEMO_USER, authority="https://127.0.0.1:9/tenant", store=store
+    )
+    started = time.monotonic()
+    with pytest.raises(SignInError, match="nothing is stored in this process's memory"):
+        tokens()
+    assert time.monotonic() - started < 1.0

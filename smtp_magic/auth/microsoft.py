@@ -124,6 +124,10 @@ class MicrosoftTokens(TokenProvider):
             self._cache.has_state_changed = False
 
     def _silent(self, *, force: bool) -> tuple[str, float]:
+        if self._app is None and not self.app_only and not self.store.get(self.key):
+            # Nothing stored: say so at once, without asking the authority anything (a cron job
+            # must fail in well under a second, even offline).
+            raise self.missing(f"nothing is stored in {self.store.where}")
         app = self._msal()
         if self.app_only:
             result = app.acquire_token_for_client([APP_SCOPE])
