@@ -76,7 +76,7 @@ def _demo(args: argparse.Namespace) -> int:
             try:
                 send(message, wrong)
             except SMTPMagicError as exc:
-                print(f"      {type(exc).__name__}: {exc}", file=out)
+                print(f"      {type(exc).__name__}: {exc.phrased('cli')}", file=out)
             else:  # pragma: no cover - would mean the lab does not behave like the port
                 print("      unexpectedly succeeded", file=out)
                 return 1

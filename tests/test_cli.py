@@ -234,3 +234,19 @@ def test_probe_puts_long_notes_under_the_table(lab: LabServer) -> None:
     notes = lines[lines.index("notes:") + 1 :]
     assert notes[0].startswith(f"  {lab.ports[465]}: certificate problem")
     assert all(len(line) <= 100 for line in notes)
+
+
+def test_starttls_against_the_implicit_tls_role_is_diagnosed_without_waiting(
+    clean_lab: LabServer,
+) -> None:
+    argv = ["send", "--to", "bob@example.org", "--subject", "x", "--body", "x"]
+    argv += ["--port", str(clean_lab.ports[465]), "--security", "starttls", "--timeout", "30"]
+    result = _run(argv, _lab_env(clean_lab))
+    assert result.returncode == 1
+    # The verdict comes after the greeting wait (1.5 s) and a TLS check, not after the 30 s
+    # timeout or the lab's own 5 s handshake timeout.
+    assert "sent no SMTP greeting within 1.5 s, and a second connection completes a TLS" in (
+        result.stderr
+    )
+    assert "Use --security tls (or --security auto)." in result.stderr
+    assert clean_lab.messages == []

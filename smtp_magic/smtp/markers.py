@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CredentialsWithoutTLS", "MessageTooLarge", "PlaintextAfterSTARTTLS"]
+__all__ = ["CredentialsWithoutTLS", "MessageTooLarge", "PlaintextAfterSTARTTLS", "TLSFirst"]
 
 
 class PlaintextAfterSTARTTLS(Exception):
@@ -24,3 +24,11 @@ class MessageTooLarge(Exception):
         super().__init__(f"message of {size} bytes exceeds the server's SIZE {limit}")
         self.size = size
         self.limit = limit
+
+
+class TLSFirst(Exception):
+    """No greeting within ``seconds``, and a second connection completed a TLS handshake."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no greeting within {seconds:g} s; the port speaks TLS first")
+        self.seconds = seconds

@@ -17,7 +17,12 @@ from smtp_magic.report import TLSInfo, TranscriptLine
 from smtp_magic.secret import Secret
 from smtp_magic.settings import Settings
 from smtp_magic.smtp import diagnose, oauth, sasl, tls, transaction
-from smtp_magic.smtp.markers import CredentialsWithoutTLS, MessageTooLarge, PlaintextAfterSTARTTLS
+from smtp_magic.smtp.markers import (
+    CredentialsWithoutTLS,
+    MessageTooLarge,
+    PlaintextAfterSTARTTLS,
+    TLSFirst,
+)
 from smtp_magic.smtp.transaction import Delivery
 from smtp_magic.smtp.wire import Wire, ehlo_name, pending_bytes
 
@@ -34,6 +39,12 @@ __all__ = [
 
 STANDARD_PORTS = {465: "tls", 25: "starttls", 587: "starttls", 2525: "starttls"}
 """What ``security="auto"`` uses on well-known ports without waiting for a greeting."""
+
+IMPLICIT_TLS_PORTS = frozenset({465})
+"""Ports where TLS comes first (RFC 8314 section 7.3): a plaintext mode checks them sooner."""
+
+IMPLICIT_TLS_WAIT = 0.5
+"""Seconds a plaintext mode waits for a greeting on an implicit-TLS port before checking for TLS."""
 
 TLS_CHECK_SECONDS = 1.0
 """At most this long is spent checking whether a silent port speaks TLS (a diagnosis only)."""
@@ -102,6 +113,7 @@ class Session:
         self.security: str | None = None
         self.phase = "connect"
         self.greeting = ""
+        self._speaks_tls: bool | None = None
         self.tls: TLSInfo | None = None
         self.timings: dict[str, float] = {}
         self.delivered_data = False
@@ -148,6 +160,30 @@ class Session:
                 return False
         return True
 
+    def expect_plaintext_greeting(self) -> float | None:
+        """Fail fast when a port that should greet in plaintext speaks TLS first.
+
+        A server that expects implicit TLS stays silent until the client's handshake, so a
+        STARTTLS client would wait the whole timeout (the lab gives up after about 5 s). After
+        ``greeting_wait`` of silence (``IMPLICIT_TLS_WAIT`` on port 465) a second connection
+        tries a TLS handshake: if it completes, the port speaks TLS first and the error comes
+        now; if not, the wait for a slow greeting (a greet-pause, say) goes on.
+
+        Returns:
+            The seconds left of the greeting's timeout, or None when the greeting has arrived.
+        """
+        start = time.monotonic()
+        wait = min(self.settings.greeting_wait, self.settings.timeout)
+        if self.port in IMPLICIT_TLS_PORTS:
+            wait = min(wait, IMPLICIT_TLS_WAIT)
+        if self.wait_for_bytes(wait):
+            return None
+        if self.speaks_tls():
+            with self.step("greeting", "connect"):
+                raise TLSFirst(wait)
+        # The whole greeting, checks included, still takes at most one timeout.
+        return max(self.settings.timeout - (time.monotonic() - start), 0.01)
+
     def handshake(self, context: ssl.SSLContext | None = None) -> None:
         """Wrap the connection in TLS, verifying the certificate (unless ``context`` says otherwise)."""
         context = context or tls.client_context(self.settings)
@@ -169,9 +205,9 @@ class Session:
                 + (f"; certificate {cert}" if cert else "; certificate not checked")
             )
 
-    def read_greeting(self) -> None:
-        """Read the server's 220 greeting."""
-        with self.step("greeting", "connect"):
+    def read_greeting(self, seconds: float | None = None) -> None:
+        """Read the server's 220 greeting (within ``seconds``, by default the timeout)."""
+        with self.step("greeting", "connect", seconds):
             code, text = self.wire.getreply()
             if code != 220:
                 raise smtplib.SMTPConnectError(code, text)
@@ -234,14 +270,17 @@ class Session:
             with _auto_lock:
                 mode = _auto_choices.get(key) or STANDARD_PORTS.get(self.port, "auto")
         self.connect()
+        wait: float | None = None  # what is left of the greeting's timeout
         if mode == "auto":
             # A port we do not know: a greeting means STARTTLS; silence means TLS first.
             mode = "starttls" if self.wait_for_bytes(settings.greeting_wait) else "tls"
             self.wire.note(f"security='auto' chose {mode!r} for port {self.port}")
+        elif mode != "tls":
+            wait = self.expect_plaintext_greeting()
         if mode == "tls":
             self.handshake()
             self.security = "tls"
-        self.read_greeting()
+        self.read_greeting(wait)
         if settings.security == "auto":
             with _auto_lock:
                 _auto_choices[key] = mode
@@ -294,6 +333,12 @@ class Session:
 
         Verification is off because only the handshake is tested; nothing else is sent.
         """
+        if self._speaks_tls is not None:  # checked already (expect_plaintext_greeting)
+            return self._speaks_tls
+        self._speaks_tls = self._tls_check()
+        return self._speaks_tls
+
+    def _tls_check(self) -> bool:
         # One deadline for connect and handshake, at most TLS_CHECK_SECONDS: this check runs after
         # a whole timeout of silence, and the error must still come within about timeout + 1 s.
         deadline = time.monotonic() + min(self.settings.timeout, TLS_CHECK_SECONDS)

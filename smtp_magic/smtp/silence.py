@@ -6,6 +6,7 @@ import smtplib
 
 from smtp_magic import errors
 from smtp_magic.phrasing import action, other, setting
+from smtp_magic.smtp import markers
 from smtp_magic.smtp.diagnosis import Context, Rule, nothing_sent
 
 __all__ = ["RULES"]
@@ -27,6 +28,18 @@ def _while_connecting(c: Context) -> errors.SMTPMagicError | None:
         errors.ConnectError if not timed_out else errors.SMTPTimeoutError,
         f"could not connect to {c.where} within {c.settings.timeout:g} s. A firewall may be "
         "dropping the connection, or the host is down. Check the host and port.",
+    )
+
+
+def _tls_first(c: Context) -> errors.SMTPMagicError | None:
+    if not isinstance(c.exc, markers.TLSFirst):
+        return None
+    return c.make(
+        errors.SecurityMismatchError,
+        f"{c.where} sent no SMTP greeting within {c.exc.seconds:g} s, and a second connection "
+        "completes a TLS handshake: it expects implicit TLS (TLS from the first byte, like port "
+        f"465). Use {setting('security', 'tls')} (or {other('security', 'auto')}).",
+        expected="tls",
     )
 
 
@@ -132,6 +145,7 @@ def _silent_since_tls(c: Context) -> bool:
 
 
 RULES: list[Rule] = [
+    _tls_first,
     _while_connecting,
     _no_greeting,
     _hung_up_after_tls,
