@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import email.policy
 import io
@@ -218,3 +219,19 @@ def test_a_message_over_gmails_limit_is_refused_before_connecting(clean_lab: Lab
     # The same message goes to a server without a known limit (the lab).
     lab_settings = dataclasses.replace(clean_lab.settings(587))
     assert send(message, lab_settings).delivered
+
+
+def test_data_uri_images_become_inline_parts() -> None:
+    # Gmail and Outlook show no data: images; an inline part shows everywhere.
+    encoded = base64.b64encode(png(2, 50)).decode()
+    body = f'<p>Dot: <img src="data:image/png;base64,{encoded}" alt="chart"></p>'
+    message = parsed(compose(to="a@example.org", subject="s", body=body, format="html"))
+    assert tree(message) == (
+        "multipart/alternative",
+        ["text/plain", ("multipart/related", ["text/html", "image/png"])],
+    )
+    html = str(message.get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
+    assert "data:" not in html
+    image = next(p for p in message.walk() if p.get_content_type() == "image/png")
+    assert f'src="cid:{image["Content-ID"][1:-1]}"' in html and 'width="100"' in html
+    assert image.get_filename() == "image-1.png" and image.get_content() == png(2, 50)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from smtp_magic.errors import ComposeError
 from smtp_magic.message.addresses import check_round_trip, one_line, parse_addresses, short
 from smtp_magic.message.htmltext import html_to_text
-from smtp_magic.message.inbox import BASE_CSS, image_size, inbox_html
+from smtp_magic.message.inbox import BASE_CSS, data_images, image_size, inbox_html
 from smtp_magic.message.parts import Parts, collect, png_bytes
 from smtp_magic.message.template import DEFAULT_DOMAIN, render, table_html, table_text
 
@@ -180,12 +180,17 @@ def compose(
     message["Date"] = formatdate(localtime=True)
     message["Message-ID"] = make_msgid(domain=domain)
     check_round_trip(message)
-    _add_bodies(message, text_body, html_body, "\n".join(extra_html), parts)
+    _add_bodies(message, text_body, html_body, "\n".join(extra_html), parts, domain)
     return message
 
 
 def _add_bodies(
-    message: EmailMessage, text_body: str, html_body: str | None, extra_html: str, parts: Parts
+    message: EmailMessage,
+    text_body: str,
+    html_body: str | None,
+    extra_html: str,
+    parts: Parts,
+    domain: str,
 ) -> None:
     """Give ``message`` its text, its HTML alternative with inline figures, and its files."""
     message.set_content(text_body)
@@ -194,15 +199,18 @@ def _add_bodies(
         document = _append_to_document(
             html_body if is_document else _document(html_body), extra_html
         )
+        document, found = data_images(document, domain)  # data: images show in few inboxes
+        moved = [(parts.unique(name), data, kind, cid) for name, data, kind, cid in found]
+        inline = [(name, png, "image/png", cid[1:-1]) for name, png, cid in parts.figures] + moved
         # Styles inlined, no classes or scripts, figures sized: what every inbox shows alike.
-        sizes = {cid[1:-1]: size for _n, png, cid in parts.figures if (size := image_size(png))}
+        sizes = {cid: size for _n, data, _t, cid in inline if (size := image_size(data))}
         message.add_alternative(inbox_html(document, sizes), subtype="html")
-        if parts.figures:
-            html_part = message.get_payload()[1]  # type: ignore[index]  # [text, html]
-            for name, png, cid in parts.figures:
-                html_part.add_related(  # type: ignore[union-attr]
-                    png, "image", "png", cid=cid, disposition="inline", filename=name
-                )
+        html_part = message.get_payload()[1]  # type: ignore[index]  # [text, html]
+        for name, data, content_type, cid in inline:
+            maintype, subtype = content_type.split("/", 1)
+            html_part.add_related(  # type: ignore[union-attr]
+                data, maintype, subtype, cid=f"<{cid}>", disposition="inline", filename=name
+            )
     for filename, content_type, data, params in parts.files:
         maintype, subtype = content_type.split("/", 1)
         message.add_attachment(data, maintype, subtype, filename=filename, params=params or None)

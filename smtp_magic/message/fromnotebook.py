@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from smtp_magic.errors import ComposeError
 from smtp_magic.message.htmltext import html_to_text
-from smtp_magic.message.inbox import image_size, inbox_html
+from smtp_magic.message.inbox import data_images, image_size, inbox_html
 from smtp_magic.message.template import DEFAULT_DOMAIN
 
 __all__ = ["InlineImage", "RenderedNotebook", "add_inline_images", "render_notebook"]
@@ -137,6 +137,13 @@ class _Builder:
 
     def rich_html(self, markup: str) -> None:
         if markup.strip():
+            markup, moved = data_images(markup, self.domain)
+            for name, data, content_type, cid in moved:
+                number = len(self.images) + 1
+                extension = name.rsplit(".", 1)[1]
+                self.images.append(
+                    InlineImage(f"image-{number}.{extension}", data, content_type, cid)
+                )
             self.html.append(markup)
             self.text.append(html_to_text(markup).strip("\n"))  # keep a table's indent
 

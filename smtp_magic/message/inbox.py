@@ -19,14 +19,17 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import html
+import re
 import struct
 from collections.abc import Mapping
 from html.parser import HTMLParser
 from typing import Any
 
-__all__ = ["BASE_CSS", "MAX_IMAGE_WIDTH", "image_size", "inbox_html"]
+__all__ = ["BASE_CSS", "MAX_IMAGE_WIDTH", "data_images", "image_size", "inbox_html"]
 
 # The house style. Cells get explicit borders and padding, so a table keeps its grid where
 # classes and <style> are ignored (Outlook's Word engine, Gmail's non-Gmail-account clients).
@@ -87,6 +90,44 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             return int(width), int(height)
         position += 2 + length
     return None
+
+
+_DATA_IMAGE = re.compile(
+    r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])data:(image/(?:png|jpeg|gif));base64,([A-Za-z0-9+/=\s]+)\2""",
+    re.IGNORECASE,
+)
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
+
+
+def data_images(markup: str, domain: str) -> tuple[str, list[tuple[str, bytes, str, str]]]:
+    """Turn ``<img src="data:...">`` into ``cid:`` references: Gmail and Outlook do not show
+    ``data:`` images, but every client shows an inline image part.
+
+    Args:
+        markup: HTML, e.g. a notebook output that embeds its picture.
+        domain: The domain part of the new Content-IDs.
+
+    Returns:
+        The HTML with ``cid:`` sources, and ``(file name, bytes, content type, Content-ID
+        without angle brackets)`` for each image moved out, to attach as inline parts.
+    """
+    from email.utils import make_msgid
+
+    moved: list[tuple[str, bytes, str, str]] = []
+
+    def replace(match: re.Match[str]) -> str:
+        try:
+            data = base64.b64decode("".join(match[4].split()), validate=True)
+        except (binascii.Error, ValueError):
+            return match[0]  # not decodable: left for the sanitizer to keep or drop
+        content_type = match[3].lower()
+        cid = make_msgid(domain=domain)[1:-1]
+        moved.append(
+            (f"image-{len(moved) + 1}.{_EXTENSIONS[content_type]}", data, content_type, cid)
+        )
+        return f"{match[1]}{match[2]}cid:{cid}{match[2]}"
+
+    return _DATA_IMAGE.sub(replace, markup), moved
 
 
 def shown_size(size: tuple[int, int], max_width: int = MAX_IMAGE_WIDTH) -> tuple[int, int]:
