@@ -16,7 +16,8 @@ Run as a process (so that it shares no GIL with the client being measured)::
     python benchmarks/delayproxy.py UPSTREAM_PORT [--rtt 0.050]
 
 It prints its own port on the first line of standard output and runs until its standard input
-closes. 127.0.0.1 only.
+closes; the command "turns" prints how many round trips clients have waited for (a client
+sending after it last received something), "reset" sets that count to 0. 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -26,15 +27,38 @@ import asyncio
 import contextlib
 import socket
 import sys
+from collections.abc import Callable
 
 HOST = "127.0.0.1"
+
+
+TURNS = [0]
+"""Round trips waited for, over all connections: each time a client sends after it last heard
+from the server (a request that had to wait for an answer), counted on the client's side."""
+
+
+class _Turns:
+    """Per connection: which side spoke last, as seen by the client."""
+
+    def __init__(self) -> None:
+        self.heard = False  # the client received something since it last sent
+
+    def client_sent(self) -> None:
+        if self.heard:
+            TURNS[0] += 1
+            self.heard = False
+
+    def client_heard(self) -> None:
+        self.heard = True
 
 
 class _Link:
     """One direction of a connection: bytes written now are delivered ``delay`` seconds later."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, on_carry: Callable[[], None] = lambda: None) -> None:
         self.delay = delay
+        self.on_carry = on_carry  # called when bytes enter this direction
+        self.on_deliver: Callable[[], None] = lambda: None  # ... and when they come out
         self.queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
     async def carry(self, reader: asyncio.StreamReader) -> None:
@@ -44,6 +68,8 @@ class _Link:
                 data = await reader.read(65536)
             except (ConnectionError, OSError):
                 data = b""
+            if data:
+                self.on_carry()
             self.queue.put_nowait((loop.time() + self.delay, data))
             if not data:
                 return
@@ -58,6 +84,7 @@ class _Link:
                     await asyncio.sleep(wait)
                 if not data:
                     break
+                self.on_deliver()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -74,7 +101,9 @@ async def _serve(upstream: int, rtt: float) -> tuple[asyncio.AbstractServer, int
         sock = client_writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        up_link, down_link = _Link(half), _Link(half)
+        turns = _Turns()
+        up_link, down_link = _Link(half, turns.client_sent), _Link(half)
+        down_link.on_deliver = turns.client_heard
         # What the client sends before the server is reachable waits in the up link's queue,
         # stamped with its own send time (+ RTT/2), as it would on the wire.
         carry_up = asyncio.ensure_future(up_link.carry(client_reader))
@@ -106,8 +135,17 @@ async def _main(upstream: int, rtt: float) -> None:
     server, port = await _serve(upstream, rtt)
     print(port, flush=True)
     loop = asyncio.get_running_loop()
-    # Run until our standard input closes (the parent exits or closes the pipe).
-    await loop.run_in_executor(None, sys.stdin.read)
+    # Commands on standard input: "turns" prints the round trips counted so far, "reset" sets
+    # them to 0; the proxy runs until its standard input closes.
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            break
+        if line.strip() == "turns":
+            print(TURNS[0], flush=True)
+        elif line.strip() == "reset":
+            TURNS[0] = 0
+            print(0, flush=True)
     server.close()
 
 

@@ -69,6 +69,7 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 """
 
 _MAIN_CF = """\
@@ -135,9 +136,11 @@ def _free_port() -> int:
 class Postfix:
     """A private Postfix instance: ``start()``, ``port``, ``message_ids()``, ``stop()``."""
 
-    def __init__(self, port: int | None = None, extra: str = "") -> None:
+    def __init__(self, port: int | None = None, extra: str = "", *, tls: bool = False) -> None:
         self.port = port or _free_port()
         self.extra = extra  # more main.cf lines
+        self.tls = tls  # offer STARTTLS with a certificate from a fresh trustme CA
+        self.cafile: str | None = None
         self.root = Path(tempfile.mkdtemp(prefix="smtp-magic-postfix-"))
         self.env = {**os.environ, "MAIL_CONFIG": str(self.root / "etc")}
 
@@ -153,7 +156,7 @@ class Postfix:
         (self.root / "queue").mkdir()
         (self.root / "data").mkdir()
         shutil.chown(self.root / "data", "postfix", "postfix")
-        (etc / "main.cf").write_text(_MAIN_CF.format(root=self.root) + self.extra)
+        (etc / "main.cf").write_text(_MAIN_CF.format(root=self.root) + self._tls() + self.extra)
         (etc / "master.cf").write_text(_MASTER_CF.format(port=f"127.0.0.1:{self.port}"))
         # The queue's subdirectories with the owners Postfix wants (what `postfix check` would
         # make, without its 3 s of checks), then the master itself, waiting until it is ready.
@@ -184,6 +187,26 @@ class Postfix:
                 self.stop()
                 raise RuntimeError(f"Postfix did not greet on port {self.port}: {log}")
             time.sleep(0.1)
+
+    def _tls(self) -> str:
+        """main.cf lines for STARTTLS (a trustme certificate for 127.0.0.1), if asked for."""
+        if not self.tls:
+            return ""
+        import trustme
+
+        ca = trustme.CA(organization_name="smtp_magic Postfix benchmark CA")
+        leaf = ca.issue_cert("127.0.0.1", "localhost")
+        chain = self.root / "etc" / "server.pem"
+        leaf.private_key_and_cert_chain_pem.write_to_path(str(chain))
+        chain.chmod(0o600)
+        self.cafile = str(self.root / "ca.pem")
+        ca.cert_pem.write_to_path(self.cafile)
+        return (
+            f"smtpd_tls_chain_files = {chain}\n"
+            "smtpd_tls_security_level = may\n"
+            "smtpd_tls_loglevel = 0\n"
+            "tls_random_source = dev:/dev/urandom\n"
+        )
 
     def log(self) -> str:
         """The private mail log so far."""

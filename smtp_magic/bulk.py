@@ -236,7 +236,10 @@ class _Run:
             item = Item(
                 index, outgoing.sender, outgoing.recipients, outgoing.chunks, outgoing.smtputf8
             )
-            self.prepared[index] = (item, outgoing.message_id)
+            # A plain str: the header object holds its whole parse tree (about 10 KB), and a
+            # result is kept for every message of the run.
+            message_id = None if outgoing.message_id is None else str(outgoing.message_id)
+            self.prepared[index] = (item, message_id)
             return True
         self._final(MessageResult(index, message_id, "invalid", error=error))
         return False
