@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -88,11 +89,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _serve(args: argparse.Namespace) -> int:
     from smtp_magic.lab.server import LabServer
 
     out = args.out
     lab = LabServer(directory=args.directory, persona=args.persona)
+    # `kill` (SIGTERM) ends the lab as Ctrl-C does, so its temp folder goes too (a SIGKILL
+    # cannot be caught: the next lab to start removes what it left).
+    signal.signal(signal.SIGTERM, _interrupt)
     lab.start()
     try:
         if args.refuse:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import shlex
+import smtplib
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -250,3 +252,33 @@ def test_starttls_against_the_implicit_tls_role_is_diagnosed_without_waiting(
     )
     assert "Use --security tls (or --security auto)." in result.stderr
     assert clean_lab.messages == []
+
+
+def test_serve_reports_a_client_that_rejects_the_ca_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMTP_")}
+    with subprocess.Popen(
+        [_EXE, "serve", "--seconds", "4", "--directory", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as server:
+        assert server.stdout is not None and server.stderr is not None
+        port = 0
+        for line in server.stdout:
+            if "plays port 587 on" in line:
+                port = int(line.rsplit(":", 1)[1])
+            if "CA certificate" in line:
+                break
+        # A client that does not trust the lab's CA: the most common student mistake.
+        with (
+            smtplib.SMTP("127.0.0.1", port, timeout=10) as client,
+            pytest.raises(ssl.SSLCertVerificationError),
+        ):
+            client.starttls(context=ssl.create_default_context())
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "rejected the lab's certificate (unknown CA): give it the lab's CA file," in lines[0]
+    assert str(tmp_path / "lab-ca.pem") in lines[0]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import signal
 import smtplib
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -388,3 +391,95 @@ def test_lab_restarts_after_stop() -> None:
     for _ in range(2):
         with lab, implicit(lab) as smtp:
             assert smtp.noop()[0] == 250
+
+
+def test_a_client_rejecting_the_ca_shows_one_line_in_a_notebook_cell(tmp_path: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import smtplib, ssl, time\n"
+            "from smtp_magic.lab.server import LabServer\n"
+            "lab = LabServer(ports={25: 0, 465: 0, 587: 0}).start()"
+        ),
+        nbformat.v4.new_code_cell(
+            "try:\n"
+            "    with smtplib.SMTP('127.0.0.1', lab.ports[587], timeout=10) as client:\n"
+            "        client.starttls(context=ssl.create_default_context())\n"
+            "except ssl.SSLCertVerificationError:\n"
+            "    print('the client refused the certificate')\n"
+            "time.sleep(0.5)  # the lab's line comes from its own thread"
+        ),
+        nbformat.v4.new_code_cell("print(lab.cafile); lab.stop()"),
+    ]
+    NotebookClient(
+        nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = nb.cells[1].outputs
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+    stdout = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+    cafile = "".join(o.get("text", "") for o in nb.cells[2].outputs).strip()
+    assert "the client refused the certificate" in stdout
+    assert len([line for line in stderr.splitlines() if line.strip()]) == 1, stderr
+    assert "rejected the lab's certificate (unknown CA)" in stderr and cafile in stderr
+    assert "Traceback" not in stderr and all(o["output_type"] != "error" for o in outputs)
+
+
+# -- temp folders: removed at exit, left-overs removed at the next start ----------------------
+
+_LAB_SCRIPT = """\
+import sys
+from smtp_magic.lab.server import LabServer
+lab = LabServer(ports={25: 0, 465: 0, 587: 0}).start()
+print(lab.cafile, flush=True)
+if sys.argv[1] == "wait":
+    import time; time.sleep(60)
+"""  # "exit": the script ends without lab.stop(), as a kernel shut down with a lab running
+
+
+def _lab_process(tmp_path: Path, how: str) -> tuple[subprocess.Popen[str], Path]:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # tempfile.gettempdir() of the child
+    process = subprocess.Popen(
+        [sys.executable, "-c", _LAB_SCRIPT, how], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert process.stdout is not None
+    folder = Path(process.stdout.readline().strip()).parent
+    assert folder.parent == tmp_path and folder.name.startswith("smtp_magic-lab-")
+    return process, folder
+
+
+def test_lab_folder_is_removed_when_the_process_exits(tmp_path: Path) -> None:
+    process, folder = _lab_process(tmp_path, "exit")
+    with process:
+        assert process.wait(timeout=60) == 0
+    assert not folder.exists()
+
+
+def test_a_killed_labs_folder_is_removed_by_the_next_lab(tmp_path: Path) -> None:
+    killed, left_over = _lab_process(tmp_path, "wait")
+    with killed:
+        killed.kill()  # SIGKILL: nothing of the process runs, its folder stays behind
+    assert left_over.exists()
+    running, alive = _lab_process(tmp_path, "wait")  # the next start cleans up
+    with running:
+        try:
+            assert not left_over.exists()
+            assert alive.exists()  # a folder whose process still runs is left alone
+        finally:
+            running.terminate()
+
+
+def test_serve_stopped_with_sigterm_removes_its_folder(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    exe = str(Path(sys.executable).with_name("smtp-magic"))
+    with subprocess.Popen([exe, "serve"], stdout=subprocess.PIPE, text=True, env=env) as serve:
+        assert serve.stdout is not None
+        for line in serve.stdout:
+            if "CA certificate" in line:
+                break
+        assert len(list(tmp_path.glob("smtp_magic-lab-*"))) == 1
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+    assert list(tmp_path.glob("smtp_magic-lab-*")) == []

@@ -15,6 +15,8 @@ from typing import Any, cast
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from smtp_magic.lab import events
+
 __all__ = ["HOST", "LabController", "LabHandler", "LabSMTP", "ReceivedMessage", "bind"]
 
 HOST = "127.0.0.1"  # the lab never listens on anything else
@@ -51,16 +53,32 @@ class LabSMTP(SMTP):
     AuthLoginPasswordChallenge = "Password:"
 
     def __init__(
-        self, handler: Any, *, on_connect: Callable[[], None], implicit_tls: bool, **kwargs: Any
+        self,
+        handler: Any,
+        *,
+        on_connect: Callable[[], None],
+        implicit_tls: bool,
+        cafile: str = "",
+        **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
         self._on_connect = on_connect
+        self._cafile = cafile
         if implicit_tls:
             # aiosmtpd only counts STARTTLS as TLS, so it hides AUTH on an implicit-TLS listener
             # (aiosmtpd #274, #281). Safe here: asyncio calls connection_made only after the
             # handshake. Set after construction to skip the UserWarning meant for plaintext
             # listeners, which warnings.catch_warnings could not filter safely from a thread.
             self._auth_require_tls = False
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd would log the full traceback (log.exception) for what is usually a student's
+        # client refusing the lab's CA: say it in one line, with what to do.
+        if hasattr(self.event_handler, "handle_exception"):
+            return cast(str, await self.event_handler.handle_exception(error))
+        peer = self.session.peer if self.session is not None else "?"
+        events.log.warning("%s", events.describe_failure(error, peer, self._cafile))
+        return f"500 Error: ({type(error).__name__}) {error}"  # what aiosmtpd answers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # After STARTTLS aiosmtpd calls this again on the same object: count only the first.
@@ -80,9 +98,11 @@ class LabController(Controller):
         sock: socket.socket,
         handshake_timeout: float,
         on_connect: Callable[[], None],
+        cafile: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, hostname=HOST, port=sock.getsockname()[1], **kwargs)
+        self._cafile = cafile
         self._sock = sock
         self._handshake_timeout = handshake_timeout
         self._on_connect = on_connect
@@ -90,7 +110,11 @@ class LabController(Controller):
     def factory(self) -> SMTP:
         implicit = self.ssl_context is not None
         return LabSMTP(
-            self.handler, on_connect=self._on_connect, implicit_tls=implicit, **self.SMTP_kwargs
+            self.handler,
+            on_connect=self._on_connect,
+            implicit_tls=implicit,
+            cafile=self._cafile,
+            **self.SMTP_kwargs,
         )
 
     def _create_server(self) -> Any:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-import shutil
 import smtplib
 import ssl
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from smtp_magic.lab import folders
 from smtp_magic.lab.handler import HOST, LabController, LabHandler, ReceivedMessage, bind
 from smtp_magic.lab.oauth_smtp import OAuthLabHandler, OAuthLogins, OAuthStyle
 from smtp_magic.lab.tokens import StaticTokens, TokenValidator
@@ -128,7 +127,7 @@ class LabServer:
             mail_log.setLevel(logging.ERROR)
         try:
             if self._directory is None:
-                self._tmpdir = Path(tempfile.mkdtemp(prefix="smtp_magic-lab-"))
+                self._tmpdir = folders.make_folder()
             folder = self._directory or self._tmpdir
             assert folder is not None
             folder.mkdir(parents=True, exist_ok=True)
@@ -179,6 +178,7 @@ class LabServer:
             sock=sock,
             handshake_timeout=self._handshake_timeout,
             on_connect=lambda: self._count(role),
+            cafile=str(self._cafile),
             server_hostname=SERVER_HOSTNAME,
             ident="smtp_magic-lab",
             data_size_limit=self._data_size_limit,
@@ -225,7 +225,7 @@ class LabServer:
             controller.stop(no_assert=True)
         self._ports = {}
         if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            folders.remove_folder(self._tmpdir)
             self._tmpdir = None
             self._cafile = None
 
