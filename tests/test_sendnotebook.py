@@ -68,9 +68,9 @@ def test_a_report_is_executed_rendered_and_received(clean_lab: LabServer) -> Non
     # The DataFrame (4 rows: the parameter took effect) and the Styler, with its formats.
     assert html.count("P003") == 2 and "P004" not in html
     negative = re.search(r'<td style="([^"]*)">-300.00 €</td>', html)
-    assert negative and "color: #b00020" in negative[1] and "font-weight: bold" in negative[1]
+    assert negative and "color:#b00020" in negative[1] and "font-weight:bold" in negative[1]
     best = re.search(r'<td style="([^"]*)">625.00 €</td>', html)
-    assert best and "background-color: #c8f0c8" in best[1]
+    assert best and "background-color:#c8f0c8" in best[1]
     # The figure: a cid: image with alt text and an explicit size.
     image = re.search(r"<img [^>]*>", html)
     assert image and 'src="cid:' in image[0] and 'alt="Figure 1"' in image[0]
