@@ -235,3 +235,17 @@ def test_data_uri_images_become_inline_parts() -> None:
     image = next(p for p in message.walk() if p.get_content_type() == "image/png")
     assert f'src="cid:{image["Content-ID"][1:-1]}"' in html and 'width="100"' in html
     assert image.get_filename() == "image-1.png" and image.get_content() == png(2, 50)
+
+
+def test_a_wide_figure_is_downscaled_and_keeps_its_look() -> None:
+    fig, ax = plt.subplots(figsize=(20, 5), dpi=100)  # 2000 px wide
+    ax.plot([1, 2, 3])
+    message = compose(to="a@example.org", subject="s", body="wide", attachments=[("fig", fig)])
+    plt.close(fig)
+    image = next(p for p in message.walk() if p.get_content_type() == "image/png")
+    size = image_size(image.get_content())
+    # At most 2x the 640 px it is shown at (bbox_inches="tight" trims the margins further).
+    assert size is not None and 900 < size[0] <= 1280
+    assert size_warnings(message) == []
+    html = str(message.get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
+    assert 'width="640"' in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import mimetypes
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import make_msgid
@@ -12,6 +13,7 @@ from typing import Any
 
 from smtp_magic.errors import ComposeError
 from smtp_magic.message.addresses import one_line, short
+from smtp_magic.message.inbox import MAX_IMAGE_WIDTH
 from smtp_magic.message.template import has_meaningful_index, is_figure, is_styler, is_table
 
 __all__ = ["SUPPORTED", "Parts", "collect", "png_bytes"]
@@ -44,9 +46,22 @@ class Parts:
         return candidate
 
 
+# Twice the widest an image is shown (sharp on high-density screens); more is bytes no one sees.
+MAX_FIGURE_PIXELS = 2 * MAX_IMAGE_WIDTH
+
+
 def png_bytes(figure: Any) -> bytes:
+    """A matplotlib figure as PNG, downscaled to at most MAX_FIGURE_PIXELS wide.
+
+    Lowering the dpi keeps the figure's look (text scales with it); only pixels go.
+    """
+    dpi = sys.modules["matplotlib"].rcParams["savefig.dpi"]
+    dpi = figure.dpi if dpi == "figure" else float(dpi)
+    width = figure.get_size_inches()[0] * dpi
+    if width > MAX_FIGURE_PIXELS:
+        dpi *= MAX_FIGURE_PIXELS / width
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
+    figure.savefig(buffer, format="png", bbox_inches="tight", dpi=dpi)
     return buffer.getvalue()
 
 
