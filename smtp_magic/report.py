@@ -23,6 +23,7 @@ __all__ = [
     "TranscriptLine",
     "conversation_html",
     "format_transcript",
+    "with_message_data",
 ]
 
 # swaks' notation: arrows for each direction, a tilde once the connection is encrypted.
@@ -44,6 +45,32 @@ class TranscriptLine(NamedTuple):
     def __str__(self) -> str:
         arrow = _ARROWS.get((self.direction, self.encrypted), "**")
         return f"{arrow} {self.text}"
+
+
+DATA_LINES_SHOWN = 400  # a teaching aid, not an archive: longer messages are cut with a note
+
+
+def with_message_data(lines: Sequence[TranscriptLine], data: bytes) -> tuple[TranscriptLine, ...]:
+    """The transcript with its first ``<message data, N bytes>`` line replaced by the data itself.
+
+    Each line as it crossed the network (dot-stuffed, RFC 5321 section 4.5.2), then the ``.``
+    that ends it. Used by ``send(..., show_data=True)``.
+    """
+    out = list(lines)
+    for index, line in enumerate(out):  # noqa: B007  (index is used after the loop)
+        if line.direction == "C" and line.text.startswith("<message data"):
+            break
+    else:
+        return tuple(out)
+    text = data.decode("utf-8", "replace").split("\r\n")
+    if text and text[-1] == "":
+        text.pop()
+    shown = ["." + t if t.startswith(".") else t for t in text[:DATA_LINES_SHOWN]]
+    if len(text) > DATA_LINES_SHOWN:
+        shown.append(f"<{len(text) - DATA_LINES_SHOWN} more lines not shown>")
+    encrypted = out[index].encrypted
+    out[index : index + 1] = [TranscriptLine("C", t, encrypted) for t in [*shown, "."]]
+    return tuple(out)
 
 
 def format_transcript(lines: Sequence[TranscriptLine]) -> str:

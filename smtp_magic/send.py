@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from dataclasses import dataclass
 from email.generator import BytesGenerator
@@ -13,7 +14,7 @@ from typing import Any
 
 from smtp_magic.errors import ComposeError, MessageRejectedError
 from smtp_magic.message.size import over_provider_limit, size_warnings
-from smtp_magic.report import SendReport
+from smtp_magic.report import SendReport, with_message_data
 from smtp_magic.settings import Settings
 from smtp_magic.smtp.session import Delivery, Session, open_session
 
@@ -254,7 +255,7 @@ def check_provider_limit(outgoing: Outgoing, settings: Settings) -> None:
         )
 
 
-def send(message: EmailMessage, settings: Settings) -> SendReport:
+def send(message: EmailMessage, settings: Settings, *, show_data: bool = False) -> SendReport:
     """Send ``message`` as ``settings`` say and report how.
 
     The connection is secured as ``settings.security`` says (never falling back to plaintext),
@@ -264,6 +265,10 @@ def send(message: EmailMessage, settings: Settings) -> SendReport:
         message: The message; From defaults to ``settings.sender``; Bcc recipients get it but
             the Bcc header is not sent.
         settings: Where and how to connect.
+        show_data: Put the message's content, line by line as it crossed the network, in the
+            report's transcript instead of ``<message data, N bytes>`` (for teaching: on port 25
+            in plaintext, anyone on the path reads exactly this). Off by default, because a
+            transcript is for diagnosing and a message can be large or private.
 
     Returns:
         A SendReport: the security used, TLS details, accepted and refused recipients, timings
@@ -287,4 +292,9 @@ def send(message: EmailMessage, settings: Settings) -> SendReport:
         )
     finally:
         session.close()
-    return report_for(session, delivery, outgoing, warnings)
+    report = report_for(session, delivery, outgoing, warnings)
+    if show_data:
+        report = dataclasses.replace(
+            report, transcript=with_message_data(report.transcript, outgoing.data)
+        )
+    return report

@@ -220,3 +220,23 @@ def test_a_raised_error_shows_its_diagram_in_ipython(lab: LabServer) -> None:
         if not shared:
             InteractiveShell.clear_instance()
             sys.modules["__main__"] = main
+
+
+def test_show_data_puts_the_message_in_the_transcript_and_one_arrow_in_the_picture(
+    clean_lab: LabServer,
+) -> None:
+    settings = clean_lab.settings(25, security="plain")
+    message = compose(
+        to="student@example.org", subject="Look for me", body=".hidden dot\nHello.", sender=None
+    )
+    plain = send(message, settings)
+    shown = send(message, settings, show_data=True)
+    texts = [line.text for line in shown.transcript if line.direction == "C"]
+    assert "Subject: Look for me" in texts
+    assert "..hidden dot" in texts  # dot-stuffed, as it crossed the network
+    assert texts[texts.index("QUIT") - 1] == "."
+    assert not any(t.startswith("<message data") for t in texts)
+    # the picture folds the data into one arrow: as many arrows as without show_data
+    assert len(_arrows(shown.diagram().svg)) == len(_arrows(plain.diagram().svg))
+    (data,) = [r for r in shown.diagram().rows if r.text.startswith("<message data")]
+    assert data.detail == "Subject: Look for me"

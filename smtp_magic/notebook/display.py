@@ -14,6 +14,8 @@ from smtp_magic.message.preview import MessagePreview, preview
 if TYPE_CHECKING:
     from smtp_magic.lab.server import LabServer
 
+_BODY_LINES = 12  # of the text part, in a dry run's text form
+
 __all__ = ["DryRun", "LabMailbox", "hide_error_diagrams", "show_error_diagrams"]
 
 
@@ -31,7 +33,15 @@ class DryRun:
         return f"Dry run: {self.count} messages would be sent; nothing was sent. The first:"
 
     def __repr__(self) -> str:
-        return f"{self.note}\n{self.preview}"
+        # The text part too: a reader of the stored notebook (a terminal, a static renderer that
+        # drops the HTML frame) sees what the message says, not only its size.
+        body = self.preview.message.get_body(("plain",))
+        text = body.get_content().strip() if isinstance(body, EmailMessage) else ""
+        lines = text.splitlines()
+        shown = "\n".join(f"  | {line}" for line in lines[:_BODY_LINES])
+        if len(lines) > _BODY_LINES:
+            shown += f"\n  | ... ({len(lines) - _BODY_LINES} more lines)"
+        return f"{self.note}\n{self.preview}" + (f"\nText:\n{shown}" if shown else "")
 
     def _repr_html_(self) -> str:
         return f"<p><strong>{html.escape(self.note)}</strong></p>{self.preview._repr_html_()}"
