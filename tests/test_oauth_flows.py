@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 
@@ -260,3 +261,22 @@ def test_nothing_stored_fails_fast_without_the_network(store: MemoryStore) -> No
     with pytest.raises(SignInError, match="nothing is stored in this process's memory"):
         tokens()
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("module", "extra"), [("msal", "microsoft"), ("google_auth_oauthlib", "google")]
+)
+def test_a_missing_extra_names_the_pip_command(
+    module: str, extra: str, store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smtp_magic import SettingsError
+
+    monkeypatch.setitem(sys.modules, module, None)  # what Python does for a package not installed
+    monkeypatch.setitem(sys.modules, f"{module}.flow", None)
+    tokens = (
+        MicrosoftTokens(DEMO_CLIENT_ID, username=DEMO_USER, store=store)
+        if extra == "microsoft"
+        else GoogleTokens(GOOGLE_CLIENT, username=DEMO_USER, store=store)
+    )
+    with pytest.raises(SettingsError, match=rf"pip install 'smtp-magic\[{extra}\]'"):
+        tokens.sign_in(lambda p: None, interactive=True)

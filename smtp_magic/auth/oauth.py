@@ -27,8 +27,14 @@ __all__ = [
     "require",
 ]
 
-EXTRAS = {"msal": "microsoft", "google_auth_oauthlib": "google", "google.auth": "google"}
-"""Which ``smtp-magic[...]`` extra brings each optional library."""
+EXTRAS = {
+    "msal": ("microsoft", "msal"),
+    "msal_extensions": ("microsoft", "msal-extensions"),
+    "google_auth_oauthlib": ("google", "google-auth-oauthlib"),
+    "google": ("google", "google-auth"),
+    "requests": ("google", "requests"),
+}
+"""Top-level import name -> (the ``smtp-magic[...]`` extra that brings it, its PyPI name)."""
 
 REFRESH_MARGIN = 300.0
 """Seconds before expiry at which an access token counts as stale (msal uses the same 5 minutes)."""
@@ -74,9 +80,9 @@ def require(module: str) -> Any:
     try:
         return import_module(module)
     except ImportError:
-        extra = EXTRAS.get(module, module)
+        extra, package = EXTRAS.get(module.split(".")[0], ("microsoft", module))
         raise SettingsError(
-            f"signing in with {extra.capitalize()} needs the optional package {module!r}, "
+            f"signing in with {extra.capitalize()} needs the optional package {package!r}, "
             f"which is not installed: run  pip install 'smtp-magic[{extra}]'  and restart "
             "the kernel (or the command)."
         ) from None
