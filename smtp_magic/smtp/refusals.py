@@ -61,8 +61,8 @@ class Refusal:
 
 _M365 = ("microsoft365", "outlook")
 _GOOGLE = ("gmail", "google-workspace")
-# Tokens never go on a command line: name the places they may come from.
-_OAUTH = "sign in with OAuth2 instead (an access token as token= in Python, or SMTP_TOKEN)"
+# Each front end names its own way to sign in (smtp-magic login, %smtp_login, the Sign in button).
+_OAUTH = "sign in with OAuth2 instead: " + action("sign_in", "microsoft")
 
 REFUSALS: tuple[Refusal, ...] = (
     # --- Microsoft 365 / Outlook.com ----------------------------------------------------------
@@ -148,7 +148,7 @@ REFUSALS: tuple[Refusal, ...] = (
         "gmail-app-password", _GOOGLE, (534,), "5.7.9", r"Application-specific password required", True,
         "Google does not accept the account password from apps when 2-Step Verification is on.",
         "Create an app password at myaccount.google.com/apppasswords and use it as the "
-        "password (" + action("password_source") + "), or sign in with Google (OAuth2).",
+        "password (" + action("password_source") + "), or sign in with Google (OAuth2): " + action("sign_in", "google") + ".",
         # mageplaza/magento-2-smtp#181, PHPMailer#1708, Der-Henning/tgtg#517;
         # support.google.com/accounts/answer/185833
         "mageplaza/magento-2-smtp#181; PHPMailer/PHPMailer#1708",
@@ -158,7 +158,7 @@ REFUSALS: tuple[Refusal, ...] = (
         "Google did not accept the username and password; it no longer accepts the account "
         "password from apps at all (\"less secure apps\" ended in 2022, 2025 for Workspace).",
         "The username is the full address; use an app password (needs 2-Step Verification) or "
-        "sign in with Google (OAuth2).",
+        "sign in with Google (OAuth2): " + action("sign_in", "google") + ".",
         # jef/streetmerchant#1190, mageplaza/magento-2-smtp#178; support.google.com/mail/?p=BadCredentials
         "jef/streetmerchant#1190; mageplaza/magento-2-smtp#178",
     ),
