@@ -141,10 +141,15 @@ class SMTPMagicError(Exception):
         # IPython shows these lines instead of a traceback (ipython#14024: UsageError does not).
         return [f"{type(self).__name__}: {self}"]
 
-    def diagram(self) -> Diagram | None:
+    def diagram(self, front_end: str | None = None) -> Diagram | None:
         """The conversation up to the failure as a ladder diagram, the failed step in red.
 
-        None when no server was talked to (a settings or compose error).
+        Args:
+            front_end: Phrase the diagnosis for this front end ("python", "cli", "magic",
+                "form"); by default the one the error was raised through.
+
+        Returns:
+            The diagram, or None when no server was talked to (a settings or compose error).
         """
         if not self.transcript and self.host is None:
             return None
@@ -156,7 +161,7 @@ class SMTPMagicError(Exception):
             title=f"SMTP conversation with {where}: {type(self).__name__} at {self.phase or 'an unknown step'}",
             server=f"server {where}",
             failed_phase=self.phase,
-            diagnosis=str(self),  # phrased for the front end in use
+            diagnosis=str(self) if front_end is None else self.phrased(front_end),
         )
 
     def _repr_html_(self) -> str:

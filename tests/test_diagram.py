@@ -240,3 +240,28 @@ def test_show_data_puts_the_message_in_the_transcript_and_one_arrow_in_the_pictu
     assert len(_arrows(shown.diagram().svg)) == len(_arrows(plain.diagram().svg))
     (data,) = [r for r in shown.diagram().rows if r.text.startswith("<message data")]
     assert data.detail == "Subject: Look for me"
+
+
+def test_the_form_shows_the_failed_conversation_as_a_picture(lab: LabServer) -> None:
+    import ipywidgets as W
+
+    from smtp_magic.notebook.form import SendMailForm
+
+    form = SendMailForm(dataclasses.replace(lab.settings(587), security="tls"), namespace={})
+    try:
+        form.to.value = "reader@example.org"
+        form.subject.value = "Diagram"
+        form.body.value = "Hello."
+        form.send_button.click()
+        with pytest.raises(SMTPMagicError):
+            form.last.result(timeout=30)
+        status = form.status.value
+        assert "<svg" in status and "TLS handshake failed" in status
+        # the diagnosis under the picture speaks of the form's Security field, as the status does
+        picture = ET.fromstring(status[status.index("<svg") : status.index("</svg>") + 6])
+        said = " ".join("".join(t.itertext()) for t in picture.iter(f"{SVG}text"))
+        assert "security='starttls'" not in said
+        assert lab.password not in status
+    finally:
+        form.close()
+        W.Widget.close_all()

@@ -385,7 +385,9 @@ class SendMailForm(FormWidgets):
             text = exc.phrased("form")  # the fix in the form's terms: its fields, its buttons
             if self._login_note:
                 text, self._login_note = f"{text} {self._login_note}", ""
-            self._status_error(type(exc).__name__, scrub(text), scrub(transcript))
+            diagram = exc.diagram("form")
+            picture = scrub(diagram.svg) if diagram else ""
+            self._status_error(type(exc).__name__, scrub(text), scrub(transcript), picture)
         else:
             self._status_error(
                 f"Unexpected {type(exc).__name__}",

@@ -224,11 +224,12 @@ class FormWidgets:
         lines = [f"Nothing was sent: check {shown or 'the form'}.", *problems.general]
         return "".join(f"<div style='color:{ERROR_COLOR}'>{escape(line)}</div>" for line in lines)
 
-    def _status_error(self, kind: str, text: str, transcript: str = "") -> None:
+    def _status_error(self, kind: str, text: str, transcript: str = "", picture: str = "") -> None:
         shown = f"<div style='color:{ERROR_COLOR}'><b>{escape(kind)}</b>: {escape(text)}</div>"
         if transcript:
+            # picture: the conversation's diagram (inline SVG), its failed step in red
             shown += (
-                "<details><summary>SMTP transcript</summary>"
-                f"<pre style='font-size:90%'>{escape(transcript)}</pre></details>"
+                "<details><summary>SMTP transcript and the conversation as a picture</summary>"
+                f"{picture}<pre style='font-size:90%'>{escape(transcript)}</pre></details>"
             )
         self.status.value = shown
