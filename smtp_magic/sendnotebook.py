@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from smtp_magic.auth.credentials import keyring_service, with_password
-from smtp_magic.errors import NotebookError, SettingsError
+from smtp_magic.errors import ComposeError, NotebookError, SettingsError
 from smtp_magic.message.compose import compose
-from smtp_magic.message.fromnotebook import add_inline_images, render_notebook
+from smtp_magic.message.fromnotebook import add_inline_images, chosen_cells, render_notebook
 from smtp_magic.report import SendReport
 from smtp_magic.send import send
 from smtp_magic.settings import Settings
@@ -211,6 +211,17 @@ def _execute(notebook: Any, path: Path, timeout: float, kernel_name: str | None)
     return None
 
 
+def _check_saved_outputs(notebook: Any, path: Path, cells: Literal["tagged", "all"]) -> None:
+    """Without execution, refuse a chosen code cell that never ran: its outputs would be missing."""
+    for number, cell in chosen_cells(notebook, cells):
+        if cell.get("cell_type") == "code" and cell.get("execution_count") is None:
+            raise ComposeError(
+                f"{path.name}: cell {number} ({_cell_start(cell)!r}) has never been run, so the "
+                "report would miss its output. Run the notebook first, or let send_notebook run "
+                "it (execute=True, --execute)."
+            )
+
+
 def _attachments(notebook: Any, path: Path, attach_notebook: bool, attach_html: bool) -> list[Any]:
     files: list[Any] = []
     if attach_notebook:
@@ -297,6 +308,8 @@ def send_notebook(
             notice = f"This report is incomplete: {str(exc).split(' Nothing was sent.')[0]}"
         if skip is not None:
             return NotebookSend(str(notebook_path), False, skip, notebook=notebook)
+    else:
+        _check_saved_outputs(notebook, notebook_path, cells)
     rendered = render_notebook(notebook, cells=cells, notice=notice)
     message = compose(
         to=to,

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from smtp_magic.clinotebook import parameter_value
-from smtp_magic.errors import NotebookError, SettingsError
+from smtp_magic.errors import ComposeError, NotebookError, SettingsError
 from smtp_magic.lab.server import LabServer
 from smtp_magic.message.size import size_warnings
 from smtp_magic.sendnotebook import inject_parameters, send_notebook
@@ -207,6 +207,17 @@ def test_the_command_line_sends_a_report(clean_lab: LabServer) -> None:
     message = received(clean_lab)
     assert message["Subject"] == "From cron" and "P001" in str(message)
     assert "P002" not in str(message.get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
+
+
+def test_saved_outputs_are_sent_only_if_every_chosen_cell_ran(tmp_path: Path) -> None:
+    with pytest.raises(ComposeError, match=r"cell 6 \('sales'\) has never been run"):
+        send_notebook(REPORT, to=TO, execute=False, dry_run=True)
+    executed = send_notebook(REPORT, to=TO, dry_run=True, parameters={"rows": 2}).notebook
+    saved = tmp_path / "executed.ipynb"
+    nbformat.write(executed, saved)
+    result = send_notebook(saved, to=TO, execute=False, dry_run=True)
+    assert not result.sent and result.reason == "dry run" and result.message is not None
+    assert "P001" in str(result.message) and "P002" not in str(result.message)
 
 
 def test_the_command_line_without_execute_refuses_parameters() -> None:
