@@ -1,8 +1,8 @@
 """Every known refusal, replayed by a real server over TCP/TLS, explained with the provider's fix.
 
-The personas (Gmail, Microsoft 365) replay their refusals through the API, ``%%sendmail``, the
-form and the CLI; the refusals no persona gives (and the generic ones) are replayed by a scripted
-server whose greeting names the provider, through the API.
+The personas (Gmail, Microsoft 365) replay their own refusals; a scripted server whose greeting
+names the provider replays the rest (and the generic ones). Each goes through the API,
+``%%sendmail``, the form and the CLI.
 """
 
 from __future__ import annotations
@@ -211,3 +211,84 @@ def test_unknown_refusal_keeps_the_generic_explanation(certs: Certs) -> None:  #
             send(_message(), settings)
     assert caught.value.refusal is None
     assert "refused the message (554 5.6.0 Message content rejected)" in str(caught.value)
+
+
+def _scripted_settings(port: int, certs: Certs) -> Settings:  # noqa: F811
+    return Settings(
+        HOST,
+        port=port,
+        security="tls",
+        username="alice@example.org",
+        password="not-used-here",
+        sender="alice@example.org",
+        cafile=certs.cafile,
+        timeout=3.0,
+    )
+
+
+@pytest.mark.parametrize(("host", "where", "reply", "key"), SCRIPTED, ids=[s[3] for s in SCRIPTED])
+def test_scripted_refusals_through_the_cli_and_the_form(
+    certs: Certs,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    host: str,
+    where: str,
+    reply: str,
+    key: str,
+) -> None:
+    [rule] = [r for r in refusals.REFUSALS if r.key == key]
+    dialog = Dialog(greeting=f"220 {host} ESMTP ready", tls=certs.server_context(), implicit=True)
+    dialog.answer(where, reply)
+    with scripted(dialog) as server:
+        monkeypatch.setenv("SMTP_PASSWORD", "not-used-here")
+        argv = ["send", "--to", "bob@example.org", "--subject", "x", "--body", "Hi."]
+        argv += ["--from", "alice@example.org", "--host", HOST, "--port", str(server.port)]
+        argv += ["--security", "tls", "--user", "alice@example.org", "--cafile", certs.cafile]
+        code = main([*argv, "--timeout", "3"], out=io.StringIO())
+        err = capsys.readouterr().err
+        form = SendMailForm(_scripted_settings(server.port, certs))
+        try:
+            form.to.value, form.subject.value, form.body.value = "bob@example.org", "x", "Hi."
+            form.send_button.click()
+            assert form.last is not None
+            with pytest.raises(SMTPMagicError) as caught:
+                form.last.result(timeout=10)
+            status = html.unescape(form.status.value)
+        finally:
+            form.close()
+    assert code == 1
+    assert rule.meaning in err and render(rule.fix, "cli") in err
+    assert caught.value.refusal == key
+    assert rule.meaning in status and _shown_fix(rule, status)
+
+
+@pytest.mark.parametrize(("host", "where", "reply", "key"), SCRIPTED, ids=[s[3] for s in SCRIPTED])
+def test_scripted_refusals_through_the_magic(
+    certs: Certs,  # noqa: F811
+    shell: InteractiveShell,
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    where: str,
+    reply: str,
+    key: str,
+) -> None:
+    [rule] = [r for r in refusals.REFUSALS if r.key == key]
+    dialog = Dialog(greeting=f"220 {host} ESMTP ready", tls=certs.server_context(), implicit=True)
+    dialog.answer(where, reply)
+    monkeypatch.setenv("SMTP_PASSWORD", "not-used-here")
+    shell.run_line_magic("load_ext", "smtp_magic")
+    try:
+        with scripted(dialog) as server:
+            line = (
+                f"--to bob@example.org --subject x --from alice@example.org --host {HOST} "
+                f"--port {server.port} --security tls --user alice@example.org "
+                f"--cafile {certs.cafile} --timeout 3"
+            )
+            with capture_output() as captured:
+                result = shell.run_cell(f"%%sendmail {line}\nHi.")
+    finally:
+        shell.run_line_magic("unload_ext", "smtp_magic")
+        shell.config.pop("SendMail", None)
+    assert isinstance(result.error_in_exec, SMTPMagicError)
+    assert result.error_in_exec.refusal == key
+    assert rule.meaning in captured.stdout and _shown_fix(rule, captured.stdout)
