@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -13,7 +16,7 @@ from smtp_magic import SignInError
 from smtp_magic.auth.tokenstore import KEYRING_SERVICE
 from smtp_magic.lab.authority import DEMO_CLIENT_ID, DEMO_USER, OAuthAuthority
 from smtp_magic.notebook.config import SendMail
-from tests.oauthhelpers import MemoryKeyring, lab_authority, memory_keyring
+from tests.oauthhelpers import GOOGLE_CLIENT, MemoryKeyring, lab_authority, memory_keyring
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +110,35 @@ def test_headless_login_refuses_with_the_magic_command(
     shown = caught.value._render_traceback_()[0]
     assert "this is a CI job" in shown
     assert f"`%smtp_login microsoft --client-id {DEMO_CLIENT_ID}" in shown
+
+
+def test_google_login_with_a_pasted_address(
+    ip: InteractiveShell,
+    authority: OAuthAuthority,
+    vault: MemoryKeyring,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    client_file = tmp_path / "client_secret.json"
+    client_file.write_text(json.dumps(authority.google_client_config(GOOGLE_CLIENT)))
+
+    def user_pastes(question: str) -> str:
+        # The person reads the link the magic showed, signs in, and pastes the address bar.
+        shown = capsys.readouterr().out
+        url = re.search(r"Sign in to Google in your browser: (\S+)", shown)
+        assert url is not None, shown
+        return authority.browse(url.group(1))
+
+    monkeypatch.setattr("builtins.input", user_pastes)
+    ip.run_line_magic(
+        "smtp_login",
+        f"google --client-secret-file {client_file} --username {DEMO_USER} "
+        f"--cafile {authority.cafile} --paste --interactive",
+    )
+    assert f"Signed in to Google as {DEMO_USER}" in capsys.readouterr().out
+    token = _defaults(ip).build_settings(host="smtp.gmail.com").token()  # type: ignore[misc,operator]
+    assert authority.validator(DEMO_USER, token).ok
+    assert [k for (s, k) in vault.passwords if s == KEYRING_SERVICE] == [
+        f"google:{GOOGLE_CLIENT}:{DEMO_USER}"
+    ]
