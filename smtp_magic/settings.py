@@ -107,7 +107,7 @@ class Settings:
         # After dataclasses.replace(host=..., port=...) a value that differs is no longer a default.
         if self.host != DEFAULT_HOST:
             defaulted.discard("host")
-        if self.port != DEFAULT_PORTS.get(self.security):
+        if not isinstance(self.security, str) or self.port != DEFAULT_PORTS.get(self.security):
             defaulted.discard("port")
         object.__setattr__(self, "defaulted", frozenset(defaulted))
         problem = self._problem()
