@@ -114,6 +114,13 @@ class SMTPMagicError(Exception):
         self.reply = reply
         self.transcript = tuple(transcript)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException pickles as cls(*args) plus __dict__; a subclass with a required
+        # keyword-only field (expected, recipients) cannot be rebuilt that way. Rebuild without
+        # calling __init__, then restore every field: pickle (multiprocessing, joblib) and
+        # copy.deepcopy both go through here.
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
     def __str__(self) -> str:
         return self.phrased(self.front_end)
 
@@ -307,3 +314,10 @@ class SignInError(SMTPMagicError):
     def __init__(self, message: str, *, command: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.command = command
+
+
+def _rebuild(cls: type[SMTPMagicError], args: tuple[Any, ...]) -> SMTPMagicError:
+    """An error of ``cls`` with ``args`` but no fields yet: unpickling then sets its ``__dict__``."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
