@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Any, Literal, get_args
 
-from smtp_magic.errors import SettingsError
+from smtp_magic.errors import ComposeError, SettingsError
+from smtp_magic.message.compose import _parse_addresses
 
 __all__ = [
     "DEFAULT_GREETING_WAIT",
@@ -31,6 +32,9 @@ DEFAULT_GREETING_WAIT = 1.5
 
 DEFAULT_HOST = "localhost"
 """The host ``Settings.from_env`` uses when SMTP_HOST and the options name none."""
+
+MAX_SECONDS = 86400.0
+"""The longest ``timeout`` or ``greeting_wait`` accepted: a day (sockets cannot wait for ever)."""
 
 DEFAULT_PORTS: Mapping[str, int] = {"tls": 465, "starttls": 587, "plain": 25, "auto": 587}
 
@@ -120,6 +124,15 @@ class Settings:
             return "host is empty: give the SMTP server's name, e.g. Settings('smtp.example.org')."
         if any(c.isspace() for c in self.host):
             return f"host {self.host!r} contains white space: give just the server's name."
+        try:
+            # What the resolver does with the name (socket.getaddrinfo encodes it so): a label
+            # over 63 characters, an empty one or an invalid international one fails here.
+            self.host.encode("idna")
+        except UnicodeError as exc:
+            return (
+                f"host {self.host!r} is not a valid host name ({exc.__cause__ or exc}): "
+                "check its spelling."
+            )
         if self.security not in SECURITY_MODES:
             return (
                 f"security={self.security!r} is not a mode: use one of "
@@ -136,14 +149,21 @@ class Settings:
                 or not isinstance(value, int | float)
                 or not math.isfinite(value)
                 or value <= 0
+                or value > MAX_SECONDS
             ):
-                return f"{name}={value!r} must be a positive number of seconds."
+                return (
+                    f"{name}={value!r} must be a positive number of seconds, "
+                    f"at most {MAX_SECONDS:g} (a day)."
+                )
         for name in ("username", "password", "sender", "local_hostname"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 return f"{name} must be a string or None, not {type(value).__name__}."
             if value is not None and ("\r" in value or "\n" in value):
                 return f"{name} contains a line break, which SMTP cannot carry."
+        problem = _sender_problem(self.sender)
+        if problem:
+            return problem
         if self.password is not None and not self.username:
             return "a password was given without a username: set username as well."
         problem = _token_problem(self)
@@ -267,3 +287,20 @@ def _masked_token(token: object) -> str:
         return "'********'"
     name = getattr(token, "__qualname__", None) or type(token).__name__
     return f"<function {name}>"
+
+
+def _sender_problem(sender: str | None) -> str | None:
+    """Why ``sender`` is not one address, judged exactly as ``compose(sender=...)`` judges it.
+
+    ``prepare()`` writes it as the From header and the envelope sender of any message without
+    a From, so it must pass the same checks (no NUL, no line break of any kind, one mailbox).
+    """
+    if sender is None or not sender.strip():
+        return None
+    try:
+        found = _parse_addresses("sender", sender)
+    except ComposeError as exc:
+        return exc.message
+    if len(found) > 1:
+        return f"sender {sender!r} names several addresses: give one."
+    return None

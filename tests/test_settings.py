@@ -115,3 +115,69 @@ def test_bad_cafile_content_is_explained(tmp_path) -> None:
     bad.write_text("this is not a certificate")
     with pytest.raises(SettingsError, match="could not be loaded"):
         client_context(Settings("smtp.example.org", cafile=str(bad)))
+
+
+# -- issue 11: the sender is validated as compose() validates addresses; no raw exceptions -------
+
+
+@pytest.mark.parametrize(
+    ("sender", "reason"),
+    [
+        ("me@example.org\x00", "malformed"),  # a NUL would reach MAIL FROM:<...>
+        ("Me\x0b <me@example.org>", "line break"),  # \x0b would land in the From header
+        ("Me\u2028 <me@example.org>", "line break"),
+        ("a@example.org, b@example.org", "several addresses"),  # a From of two mailboxes
+        ("alice", "malformed"),
+        ("<>", "malformed"),
+        ("a@" + "\u00e4" * 70 + ".example", "ASCII"),  # no IDNA form
+    ],
+)
+def test_sender_is_validated_like_a_composed_address(sender: str, reason: str) -> None:
+    with pytest.raises(SettingsError, match=reason) as info:
+        Settings("smtp.example.org", sender=sender)
+    assert str(info.value).startswith("sender")
+
+
+def test_smtp_from_is_validated_and_named() -> None:
+    with pytest.raises(SettingsError, match="SMTP_FROM"):
+        Settings.from_env(
+            {"SMTP_HOST": "smtp.example.org", "SMTP_FROM": "x@example.org, y@example.org"}
+        )
+
+
+@pytest.mark.parametrize(
+    "sender", ["alice@example.org", "Alice <alice@example.org>", "Ünï <a@bücher.example>", "  "]
+)
+def test_good_senders_are_kept_as_given(sender: str) -> None:
+    assert Settings("smtp.example.org", sender=sender).sender == sender
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"timeout": 1e300}, "at most"),  # was OverflowError at connect, shown as ProtocolError
+        ({"greeting_wait": 1e20}, "at most"),
+        ({"host": "a" * 64 + ".example.org"}, "not a valid host name"),  # a label over 63
+        ({"host": "ä" * 70 + ".example.org"}, "not a valid host name"),
+        ({"host": "smtp..example.org"}, "not a valid host name"),
+        ({"host": "smtp.\udc80.org"}, "not a valid host name"),
+    ],
+)
+def test_settings_the_network_could_not_use_are_refused_at_creation(
+    kwargs: dict, reason: str
+) -> None:
+    values = {"host": "smtp.example.org", **kwargs}
+    with pytest.raises(SettingsError, match=reason):
+        Settings(values.pop("host"), **values)
+
+
+def test_timeout_from_the_environment_too_large_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="SMTP_TIMEOUT"):
+        Settings.from_env({"SMTP_TIMEOUT": "1e300"})
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "::1", "localhost", "bücher.example", "mx_1.example."]
+)
+def test_hosts_that_resolve_are_accepted(host: str) -> None:
+    assert Settings(host).host == host
