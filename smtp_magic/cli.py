@@ -14,7 +14,7 @@ from typing import Any
 
 from smtp_magic import clilogin, clinotebook, clisetup
 from smtp_magic.auth.credentials import with_password
-from smtp_magic.errors import SettingsError, SMTPMagicError
+from smtp_magic.errors import ComposeError, SettingsError, SMTPMagicError
 from smtp_magic.message.compose import compose
 from smtp_magic.message.preview import preview
 from smtp_magic.options import port_type, seconds_type
@@ -162,11 +162,12 @@ def _body(args: argparse.Namespace) -> str:
         raise SettingsError("give --body or --body-file, not both.")
     if args.body_file is not None:
         try:
-            return Path(args.body_file).read_text(encoding="utf-8")
+            raw = Path(args.body_file).read_bytes()
         except OSError as exc:
             raise SettingsError(
                 f"cannot read --body-file {args.body_file!r} ({exc.strerror}): check the path."
             ) from None
+        return _utf8(raw, f"--body-file {args.body_file!r}")
     if args.body is not None:
         return str(args.body)
     if args.password_stdin:
@@ -174,7 +175,22 @@ def _body(args: argparse.Namespace) -> str:
             "--password-stdin reads the password from stdin, so the body cannot come from there "
             "too: give it with --body TEXT or --body-file PATH."
         )
-    return sys.stdin.read()
+    stdin = sys.stdin
+    raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+    if isinstance(raw, str):  # a text stream, whose undecodable bytes became surrogates
+        raw = raw.encode("utf-8", "surrogateescape")
+    return _utf8(raw, "standard input")
+
+
+def _utf8(raw: bytes, source: str) -> str:
+    """The body as text; a body that is not UTF-8 is explained, not a UnicodeDecodeError."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ComposeError(
+            f"{source} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}): "
+            "convert it first (e.g. iconv -f latin1 -t utf-8), or send a binary file with --attach."
+        ) from None
 
 
 def _stdin_password() -> str:

@@ -20,7 +20,7 @@ DEFAULT_PROBE_PORTS = (25, 465, 587)
 
 def probe(
     host: str,
-    ports: Iterable[int] = DEFAULT_PROBE_PORTS,
+    ports: Iterable[int] | int | None = DEFAULT_PROBE_PORTS,
     *,
     timeout: float = 5.0,
     cafile: str | None = None,
@@ -36,25 +36,46 @@ def probe(
 
     Args:
         host: The server to examine.
-        ports: The ports to examine.
+        ports: The ports to examine, or one port; None means the default (25, 465, 587).
         timeout: Seconds each phase may take.
         cafile: Extra CA certificates to trust (for the lab: ``lab.cafile``).
         greeting_wait: Seconds to wait for a plaintext greeting before trying TLS.
 
     Raises:
-        SettingsError: an argument is invalid (a port outside 1-65535, a missing cafile).
+        SettingsError: an argument is invalid (a port outside 1-65535, a missing cafile, a
+            timeout that is not a positive number of seconds).
     """
-    port_list = list(dict.fromkeys(ports))
+    port_list = _port_list(ports)
     if not port_list:
         raise SettingsError("probe() needs at least one port, e.g. ports=(25, 465, 587).")
-    wait = min(greeting_wait, timeout)
-    base = [
-        Settings(host, port=p, cafile=cafile, timeout=timeout, greeting_wait=wait)
-        for p in port_list
-    ]
+    # Settings validates host, timeout, greeting_wait and cafile, with the usual reasons.
+    checked = Settings(host, cafile=cafile, timeout=timeout, greeting_wait=greeting_wait)
+    wait = min(checked.greeting_wait, checked.timeout)
+    base = [dataclasses.replace(checked, port=p, greeting_wait=wait) for p in port_list]
     with ThreadPoolExecutor(max_workers=min(len(base), 8)) as pool:
         results = tuple(pool.map(_probe_port, base))
     return ProbeReport(host=host, ports=results)
+
+
+def _port_list(ports: object) -> list[int]:
+    """The distinct ports asked for, in order; anything but port numbers is a SettingsError."""
+    if ports is None:
+        return list(DEFAULT_PROBE_PORTS)
+    if isinstance(ports, int):
+        ports = (ports,)
+    if isinstance(ports, str | bytes) or not isinstance(ports, Iterable):
+        raise SettingsError(
+            f"ports={ports!r} is not a list of port numbers: use e.g. ports=(25, 465, 587)."
+        )
+    found: list[int] = []
+    for port in ports:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise SettingsError(
+                f"port={port!r} is not a TCP port: use whole numbers from 1 to 65535."
+            )
+        if port not in found:
+            found.append(port)
+    return found
 
 
 def _mechanisms(session: Session) -> tuple[str, ...]:

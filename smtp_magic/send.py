@@ -8,11 +8,12 @@ import functools
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.policy import Policy
+from email.policy import EmailPolicy, Policy
 from email.utils import getaddresses
 from typing import Any
 
 from smtp_magic.errors import ComposeError, MessageRejectedError
+from smtp_magic.message.headers import check_headers
 from smtp_magic.message.size import over_provider_limit, size_warnings
 from smtp_magic.report import SendReport, with_message_data
 from smtp_magic.settings import Settings
@@ -53,7 +54,9 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
     itself is removed from what is sent, as ``smtplib.send_message`` does.
 
     Raises:
-        ComposeError: the message is not an EmailMessage, or has no sender or no recipient.
+        ComposeError: the message is not an EmailMessage, has no sender or no recipient, has
+            a header or parameter that holds a line break once decoded (header injection), or
+            holds text it cannot encode.
     """
     if not isinstance(message, EmailMessage):
         raise ComposeError(
@@ -82,12 +85,25 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
         raise ComposeError("the message has no recipient: give at least one of to, cc or bcc.")
     del outgoing["Bcc"]
     del outgoing["Resent-Bcc"]
+    check_headers(outgoing)  # hand-built messages too: no header may break its line, decoded
     smtputf8 = not all(a.isascii() for a in (sender, *recipients))
     if _payload_size(outgoing) > _SLICE:
         _set_boundaries(outgoing)  # worth it only for large messages: set_boundary re-parses
-    policy = outgoing.policy.clone(linesep="\r\n", utf8=smtputf8)  # type: ignore[call-arg]
+    policy = outgoing.policy.clone(linesep="\r\n")
+    if isinstance(policy, EmailPolicy):  # compat32 (a message parsed by default) has no utf8
+        policy = policy.clone(utf8=smtputf8)
     sink = _Chunks()
-    _Generator(sink, mangle_from_=False, policy=policy).flatten(outgoing, linesep="\r\n")
+    try:
+        _Generator(sink, mangle_from_=False, policy=policy).flatten(outgoing, linesep="\r\n")
+    except UnicodeEncodeError as exc:
+        # A hand-built part whose text has no charset to encode it (set_payload("héllo")): the
+        # email package itself cannot write it (compose() always declares one).
+        raise ComposeError(
+            f"the message cannot be written for sending: a part holds the character "
+            f"{exc.object[exc.start : exc.start + 1]!r} but no charset to encode it. Build text "
+            "parts with set_content(text), which declares UTF-8, or build the message with "
+            "smtp_magic.compose()."
+        ) from None
     return Outgoing(
         sender=sender,
         recipients=tuple(recipients),

@@ -282,3 +282,37 @@ def test_serve_reports_a_client_that_rejects_the_ca_in_one_line(tmp_path: Path) 
     assert len(lines) == 1, err
     assert "rejected the lab's certificate (unknown CA): give it the lab's CA file," in lines[0]
     assert str(tmp_path / "lab-ca.pem") in lines[0]
+
+
+def test_send_with_non_utf8_stdin_is_explained(clean_lab: LabServer) -> None:
+    """Latin-1 bytes on stdin: a clear message, not a UnicodeDecodeError or UnicodeEncodeError."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMTP_")}
+    settings = clean_lab.settings(25)
+    for locale in ("C.UTF-8", "C"):  # surrogateescape'd stdin under both
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "smtp_magic.cli", "send", "--to", "bob@example.org"),
+                *("--subject", "latin-1", "--from", "a@example.org", "--host", "127.0.0.1"),
+                *("--port", str(settings.port), "--cafile", clean_lab.cafile),
+            ],
+            input="caf\u00e9 cr\u00e8me\n".encode("latin-1"),
+            capture_output=True,
+            timeout=30,
+            env={**env, "LC_ALL": locale, "PYTHONUTF8": "1" if locale == "C.UTF-8" else "0"},
+        )
+        err = result.stderr.decode("utf-8", "replace")
+        assert result.returncode == 1, err
+        assert "Traceback" not in err and "UTF-8" in err, err
+    assert clean_lab.messages == []
+
+
+def test_send_with_a_non_utf8_body_file_is_explained(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = tmp_path / "body.txt"
+    body.write_bytes("caf\u00e9\n".encode("latin-1"))
+    code = main(
+        ["send", "--to", "bob@example.org", "--subject", "x", "--body-file", str(body), "--dry-run"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "is not UTF-8 text (byte 0xe9 at position 3)" in err, err

@@ -91,3 +91,34 @@ def test_bad_arguments() -> None:
         probe("127.0.0.1", [])
     with pytest.raises(SettingsError, match="not a TCP port"):
         probe("127.0.0.1", [70000])
+
+
+# -- issue 11: arguments that used to end in a raw TypeError or OverflowError ----------------
+
+
+def test_probe_ports_none_means_the_default_ports(lab: LabServer) -> None:
+    # ports=None probes 25, 465 and 587 as the default does; nothing listens there on 127.0.0.1
+    # in the test run (or something does: either way each row says so, no TypeError).
+    report = probe("127.0.0.1", None, timeout=1, greeting_wait=0.2)
+    assert [row.port for row in report] == [25, 465, 587]
+
+
+def test_probe_one_port_as_a_number(lab: LabServer) -> None:
+    report = probe("127.0.0.1", lab.ports[587], cafile=lab.cafile, timeout=3, greeting_wait=0.5)
+    assert [row.port for row in report] == [lab.ports[587]]
+    assert report[lab.ports[587]].recommended == "starttls"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"ports": [[25]]}, "not a TCP port"),
+        ({"ports": "587"}, "ports"),
+        ({"ports": object()}, "ports"),
+        ({"ports": [25], "timeout": 1e300}, "at most"),
+        ({"ports": [25], "timeout": None}, "positive number"),
+    ],
+)
+def test_probe_bad_arguments_are_settings_errors(kwargs: dict, reason: str) -> None:
+    with pytest.raises(SettingsError, match=reason):
+        probe("127.0.0.1", **kwargs)

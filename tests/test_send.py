@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from email.message import EmailMessage
 
 import pytest
 
@@ -188,3 +189,88 @@ def test_username_without_password_fails_before_connecting(clean_lab: LabServer)
         send(_message("no password"), settings)
     assert "SMTP_PASSWORD" in str(info.value)
     assert sum(clean_lab.connections.values()) == 0
+
+
+# -- issue 11: user-built messages that cannot be written as bytes ------------------------------
+
+
+def test_user_built_message_with_non_ascii_text_and_no_charset(clean_lab: LabServer) -> None:
+    """``set_payload("héllo")`` has no charset: the stdlib cannot flatten it (a raw UnicodeEncodeError)."""
+    from email.message import EmailMessage
+
+    from smtp_magic import ComposeError
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.org", "x"
+    message.set_payload("h\u00e9llo")
+    with pytest.raises(ComposeError, match="set_content"):
+        send(message, clean_lab.settings(25))
+    assert sum(clean_lab.connections.values()) == 0 and clean_lab.messages == []
+
+
+# -- issue 11 finding 1: header injection through encoded-words ----------------------------------
+
+INJECTED_NAMES = [
+    # quoted-printable CRLF in an encoded-word: the email package decodes it and writes it raw
+    "=?utf-8?q?report.pdf=0D=0AContent-Type:_text=2Fhtml=0D=0AX-Injected:_yes?=",
+    "=?utf-8?b?cmVwb3J0LnBkZg0KWC1JbmplY3RlZDogeWVz?=",  # base64 of "report.pdf\r\nX-Injected: yes"
+    "=?iso-8859-1?q?report.pdf=0AX-Injected:_yes?=",  # a bare LF
+    "=?utf-8?q?report.pdf=E2=80=A8X-Injected:_yes?=",  # U+2028, a line break to str.splitlines
+]
+
+
+@pytest.mark.parametrize("name", INJECTED_NAMES)
+def test_an_attachment_name_that_decodes_to_a_line_break_is_refused(
+    clean_lab: LabServer, name: str
+) -> None:
+    """A file someone else named (a form upload, a shared folder) adds no header line."""
+    from smtp_magic import ComposeError
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.org", "x"
+    message.set_content("See the attachment.")
+    message.add_attachment(b"%PDF-1.4", "application", "pdf", filename=name)
+    with pytest.raises(ComposeError, match="filename parameter of Content-Disposition"):
+        send(message, clean_lab.settings(25))
+    assert sum(clean_lab.connections.values()) == 0 and clean_lab.messages == []
+
+
+@pytest.mark.parametrize("header", ["Subject", "X-Report", "Comments"])
+def test_a_header_that_decodes_to_a_line_break_is_refused(
+    clean_lab: LabServer, header: str
+) -> None:
+    from smtp_magic import ComposeError
+
+    message = EmailMessage()
+    message["From"], message["To"] = "a@example.org", "b@example.org"
+    message[header] = "=?utf-8?q?weekly=0D=0ABcc:_spy@example.org?="
+    message.set_content("Hello.")
+    with pytest.raises(ComposeError, match=f"{header}, decoded"):
+        send(message, clean_lab.settings(25))
+    assert clean_lab.messages == []
+
+
+def test_an_encoded_word_without_a_line_break_still_goes_out(clean_lab: LabServer) -> None:
+    message = EmailMessage()
+    message["From"], message["To"] = "a@example.org", "b@example.org"
+    message["Subject"] = "=?utf-8?q?r=C3=A9sum=C3=A9?="
+    message.set_content("Hello.")
+    message.add_attachment(b"x", "text", "plain", filename="=?utf-8?q?r=C3=A9sum=C3=A9.txt?=")
+    send(message, clean_lab.settings(25))
+    received = clean_lab.wait_for_messages(1)[0].message
+    assert received["Subject"] == "résumé"
+    assert [p.get_filename() for p in received.iter_attachments()] == ["résumé.txt"]
+
+
+def test_a_folded_compat32_header_is_not_a_line_break(clean_lab: LabServer) -> None:
+    """A message parsed with the compat32 policy keeps folded headers as they were: allowed."""
+    import email
+
+    raw = (
+        b"From: a@example.org\r\nTo: b@example.org\r\nSubject: a long subject\r\n folded once\r\n"
+        b"\r\nHello.\r\n"
+    )
+    message = email.message_from_bytes(raw, _class=EmailMessage)
+    send(message, clean_lab.settings(25))
+    received = clean_lab.wait_for_messages(1)[0].message
+    assert " ".join(received["Subject"].split()) == "a long subject folded once"
