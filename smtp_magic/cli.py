@@ -18,6 +18,7 @@ from smtp_magic.errors import ComposeError, SettingsError, SMTPMagicError
 from smtp_magic.message.compose import compose
 from smtp_magic.message.preview import preview
 from smtp_magic.options import port_type, seconds_type
+from smtp_magic.printable import printable
 from smtp_magic.probe import DEFAULT_PROBE_PORTS, probe
 from smtp_magic.send import send
 from smtp_magic.settings import SECURITY_MODES, Security, Settings
@@ -134,8 +135,11 @@ def _serve(args: argparse.Namespace) -> int:
             messages = lab.messages
             for received in messages[seen:]:
                 print(
-                    f"received on the {received.role} role: {received.message['Subject']!r} "
-                    f"from {received.mail_from} to {', '.join(received.rcpt_tos)} "
+                    # Subject and envelope come from whichever local client sent the message.
+                    f"received on the {received.role} role: "
+                    f"{printable(repr(received.message['Subject']))} "
+                    f"from {printable(received.mail_from)} "
+                    f"to {printable(', '.join(received.rcpt_tos))} "
                     f"(tls={received.tls}, authenticated={received.authenticated})",
                     file=out,
                     flush=True,
@@ -176,10 +180,10 @@ def _body(args: argparse.Namespace) -> str:
             "too: give it with --body TEXT or --body-file PATH."
         )
     stdin = sys.stdin
-    raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
-    if isinstance(raw, str):  # a text stream, whose undecodable bytes became surrogates
-        raw = raw.encode("utf-8", "surrogateescape")
-    return _utf8(raw, "standard input")
+    if hasattr(stdin, "buffer"):
+        return _utf8(stdin.buffer.read(), "standard input")
+    # A text stream without bytes underneath: undecodable bytes became lone surrogates.
+    return _utf8(stdin.read().encode("utf-8", "surrogateescape"), "standard input")
 
 
 def _utf8(raw: bytes, source: str) -> str:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from smtp_magic.diagram import Diagram
 
 from smtp_magic.phrasing import render
+from smtp_magic.printable import printable
 
 __all__ = [
     "AuthenticationError",
@@ -102,7 +103,9 @@ class SMTPMagicError(Exception):
         reply: str | None = None,
         transcript: Sequence[Any] = (),
     ) -> None:
-        self.template = message
+        # The message quotes what servers said (a reply, a greeting): no escape sequence of
+        # theirs reaches a terminal or a notebook through it.
+        self.template = printable(message, keep="\n")
         self.message = render(message, "python")
         self.front_end = "python"
         super().__init__(self.message)

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 from smtp_magic.message.inbox import image_size, shown_size
 from smtp_magic.message.size import size_warnings
+from smtp_magic.printable import printable
 
 __all__ = [
     "MessagePreview",
@@ -192,7 +193,11 @@ def summarize_attachments(message: EmailMessage) -> list[tuple[str, str, int]]:
         a part without a file name is listed as ``"(unnamed)"``.
     """
     return [
-        (part.get_filename() or "(unnamed)", part.get_content_type(), len(_decoded(part)))
+        (
+            printable(part.get_filename() or "(unnamed)"),
+            printable(part.get_content_type()),
+            len(_decoded(part)),
+        )
         for part in _attachment_parts(message)
     ]
 
@@ -204,7 +209,9 @@ def _text(part: Message) -> str:
 
 def _header(message: EmailMessage, name: str) -> str | None:
     value = message.get(name)
-    return None if value is None else str(value)
+    # A received message (the lab's mailbox) is untrusted: no escape sequence of its sender's
+    # reaches the terminal through a header.
+    return None if value is None else printable(str(value))
 
 
 def _image_sizes(message: EmailMessage) -> dict[str, tuple[int, int]]:

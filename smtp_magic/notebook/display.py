@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.display import display
 
 from smtp_magic.message.preview import MessagePreview, preview
+from smtp_magic.printable import printable
 
 if TYPE_CHECKING:
     from smtp_magic.lab.server import LabServer
@@ -59,7 +60,7 @@ class LabMailbox:
             f"#{number} on the {item.role} role, "
             f"{'TLS' if item.tls else 'no TLS'}, "
             f"{'logged in' if item.authenticated else 'no login'}, "
-            f"envelope {item.mail_from} -> {', '.join(item.rcpt_tos)}"
+            f"envelope {printable(item.mail_from)} -> {printable(', '.join(item.rcpt_tos))}"
         )
 
     def __repr__(self) -> str:

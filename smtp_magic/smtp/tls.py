@@ -12,6 +12,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from smtp_magic.errors import SettingsError
+from smtp_magic.printable import printable
 from smtp_magic.tlsinfo import CertInfo, ChainLink
 
 if TYPE_CHECKING:
@@ -137,13 +138,14 @@ def describe_certificate(sock: ssl.SSLSocket) -> CertInfo | None:
 
 def _name(value: x509.Name) -> str:
     # The common name (or organisation) is what a reader recognises; fall back to all parts.
+    # The server chose every name in its certificates: printable before anyone shows it.
     from cryptography.x509.oid import NameOID
 
     for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
         found = value.get_attributes_for_oid(oid)
         if found:
-            return str(found[0].value)
-    return value.rfc4514_string() or "(empty)"
+            return printable(str(found[0].value))
+    return printable(value.rfc4514_string()) or "(empty)"
 
 
 def _alt_names(cert: x509.Certificate) -> list[tuple[str, str]]:
@@ -153,7 +155,7 @@ def _alt_names(cert: x509.Certificate) -> list[tuple[str, str]]:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
-    dns = [("DNS", str(n)) for n in san.get_values_for_type(x509.DNSName)]
+    dns = [("DNS", printable(str(n))) for n in san.get_values_for_type(x509.DNSName)]
     return dns + [("IP Address", str(n)) for n in san.get_values_for_type(x509.IPAddress)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -9,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
+from smtp_magic.printable import printable
 from smtp_magic.report import TranscriptLine
 from smtp_magic.secret import Secret
 
@@ -17,6 +19,8 @@ __all__ = ["Wire", "ehlo_name", "pending_bytes", "send_body"]
 CHUNK = 1 << 20  # bytes of message data per sendall, so a large message is never copied whole
 _PIECE = 1 << 16  # bytes per TLS write, between deadline checks
 _REDACTED = b"<redacted>"
+
+_NOT_PRINTABLE_ASCII = re.compile(rb"[^\x20-\x7e]")
 
 
 class Wire(smtplib.SMTP):
@@ -87,7 +91,7 @@ class Wire(smtplib.SMTP):
     def getreply(self) -> tuple[int, bytes]:
         lines: list[bytes] = []
         while True:
-            line = self._readline()
+            line = _printable_line(self._readline())
             self._record("S", line)
             try:
                 code = int(line[:3])
@@ -158,6 +162,18 @@ class Wire(smtplib.SMTP):
     def close(self) -> None:
         self.buffer.clear()
         super().close()
+
+
+def _printable_line(line: bytes) -> bytes:
+    """A server line as UTF-8 with no escape sequence or other control character in it.
+
+    Everything the server says (greeting, EHLO keywords, reply texts) reaches the transcript,
+    reports, errors and terminals from here, so this is the one place that makes it printable.
+    """
+    body = line.rstrip(b"\r\n")
+    if not _NOT_PRINTABLE_ASCII.search(body):
+        return line  # the usual case: printable ASCII
+    return printable(body.decode("utf-8", "replace")).encode("utf-8") + line[len(body) :]
 
 
 def send_body(wire: Wire, chunks: Sequence[bytes]) -> bytes:
