@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import socket
 import ssl
@@ -49,6 +50,7 @@ IMPLICIT_TLS_WAIT = 0.5
 TLS_CHECK_SECONDS = 1.0
 """At most this long is spent checking whether a silent port speaks TLS (a diagnosis only)."""
 
+_DIGITS = re.compile("[0-9]+")
 _auto_choices: dict[tuple[str, int], str] = {}
 _auto_lock = threading.Lock()
 
@@ -221,6 +223,16 @@ class Session:
                 code, text = self.wire.helo()
                 if code != 250:
                     raise smtplib.SMTPHeloError(code, text)
+            self._ignore_malformed_extensions()
+
+    def _ignore_malformed_extensions(self) -> None:
+        """Drop an extension whose parameter makes no sense, so nothing later trips on it."""
+        features = self.wire.esmtp_features
+        size = features.get("size")
+        # RFC 1870 section 4: SIZE [number of octets]; absent or 0 means no fixed limit.
+        if size is not None and size != "" and not _DIGITS.fullmatch(size):
+            del features["size"]
+            self.wire.note(f"ignoring the malformed SIZE extension {size!r} (not a number)")
 
     def starttls(self, context: ssl.SSLContext | None = None) -> None:
         """Upgrade with STARTTLS; never continue in plaintext."""
@@ -281,14 +293,17 @@ class Session:
             self.handshake()
             self.security = "tls"
         self.read_greeting(wait)
-        if settings.security == "auto":
-            with _auto_lock:
-                _auto_choices[key] = mode
         self.ehlo()
         if mode == "starttls":
             self.starttls()
         elif mode == "plain":
             self.security = "plain"
+        if settings.security == "auto" and self.tls is not None:
+            # Remembered only now that TLS completed with a verified certificate: one plaintext
+            # answer (a stray server, an attacker) must not pin "starttls" on an implicit-TLS
+            # port for the rest of the process.
+            with _auto_lock:
+                _auto_choices[key] = mode
         if settings.username:
             self.login()
         self.opening = len(self.wire.transcript)

@@ -20,6 +20,14 @@ CHUNK = 1 << 20  # bytes of message data per sendall, so a large message is neve
 _PIECE = 1 << 16  # bytes per TLS write, between deadline checks
 _REDACTED = b"<redacted>"
 
+MAX_REPLY_LINES = 1000
+"""Lines one reply may have. RFC 5321 sets none; real EHLO replies have a few dozen."""
+
+MAX_REPLY_BYTES = 1000 * 512
+"""Bytes one reply may have: MAX_REPLY_LINES lines of RFC 5321's 512 octets (section 4.5.3.1.5)."""
+
+TRANSCRIPT_LINES_PER_REPLY = 50
+"""Lines of one reply the transcript keeps: the first ones and the last; a note counts the rest."""
 _NOT_PRINTABLE_ASCII = re.compile(rb"[^\x20-\x7e]")
 
 
@@ -83,24 +91,45 @@ class Wire(smtplib.SMTP):
             if end >= 0:
                 line = bytes(self.buffer[: end + 1])
                 del self.buffer[: end + 1]
-                return self._redact(line) if self._sent_secrets else line
+                # Redacted while still raw bytes, then made printable: whoever reads a reply
+                # (getreply, stream.read_reply) gets it without secrets or escape sequences.
+                return _printable_line(self._redact(line) if self._sent_secrets else line)
             if len(self.buffer) > smtplib._MAXLINE:  # type: ignore[attr-defined]
                 raise smtplib.SMTPResponseException(500, b"Line too long.")
             self.fill()
 
     def getreply(self) -> tuple[int, bytes]:
         lines: list[bytes] = []
+        size = 0
         while True:
-            line = _printable_line(self._readline())
-            self._record("S", line)
+            line = self._readline()
+            last = line[3:4] != b"-"
+            if len(lines) < TRANSCRIPT_LINES_PER_REPLY - 1:
+                self._record("S", line)
+            elif last:
+                self._omitted(len(lines) - TRANSCRIPT_LINES_PER_REPLY + 1)
+                self._record("S", line)
             try:
                 code = int(line[:3])
             except ValueError:
                 raise smtplib.SMTPResponseException(-1, line.rstrip(b"\r\n")) from None
             lines.append(line[4:].strip(b" \t\r\n"))
-            if line[3:4] != b"-":
+            size += len(line)
+            if last:
                 break
+            if len(lines) >= MAX_REPLY_LINES or size > MAX_REPLY_BYTES:
+                # A server that never ends its reply would otherwise fill memory (and the
+                # transcript an error keeps) until the deadline. Code -1, as for any reply
+                # that is not well formed (see stream.read_reply): never a code it did not send.
+                self._omitted(len(lines) - TRANSCRIPT_LINES_PER_REPLY + 1)
+                raise smtplib.SMTPResponseException(
+                    -1, f"a reply that went on for {len(lines):,} lines without ending".encode()
+                )
         return code, b"\n".join(lines)
+
+    def _omitted(self, count: int) -> None:
+        if count > 0:
+            self.note(f"({count} more lines of this reply not shown)")
 
     def sendall(self, data: bytes | memoryview) -> None:
         if self.sock is None:
