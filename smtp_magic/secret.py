@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-__all__ = ["Secret"]
+__all__ = ["Secret", "SecretStr"]
 
 _MASK = "********"
 
@@ -65,3 +65,17 @@ class Secret:
 
     def __reduce__(self) -> tuple[type[Secret], tuple[bytes]]:
         return (Secret, (self._value,))
+
+
+class SecretStr(str):
+    """A ``str`` whose ``repr`` is masked: how ``Settings`` holds a password or a token.
+
+    It is a real string (``settings.password == "..."`` and ``str(...)`` work as before), but
+    wherever a frame shows it with ``repr``, as ``%xmode Verbose`` does for an expression like
+    ``settings.password`` in the line being run, it reads ``'********'``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(_MASK)

@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args
 
 from smtp_magic.errors import ComposeError, SettingsError
 from smtp_magic.message.compose import _parse_addresses
+from smtp_magic.secret import SecretStr
 
 __all__ = [
     "DEFAULT_GREETING_WAIT",
@@ -37,6 +38,8 @@ MAX_SECONDS = 86400.0
 """The longest ``timeout`` or ``greeting_wait`` accepted: a day (sockets cannot wait for ever)."""
 
 DEFAULT_PORTS: Mapping[str, int] = {"tls": 465, "starttls": 587, "plain": 25, "auto": 587}
+
+_SECRET_FIELDS = ("password", "token")
 
 ENV_VARIABLES: Mapping[str, str] = {
     "host": "SMTP_HOST",
@@ -104,6 +107,11 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
                 object.__setattr__(self, name, os.fspath(value))
+        for name in _SECRET_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str) and not isinstance(value, SecretStr):
+                # Masked wherever a traceback, debugger or reporter shows it (issue 11, #5).
+                object.__setattr__(self, name, SecretStr(value))
         defaulted = set(self.defaulted) & {"host", "port"}
         if self.port is None and isinstance(self.security, str) and self.security in DEFAULT_PORTS:
             object.__setattr__(self, "port", DEFAULT_PORTS[self.security])
@@ -200,10 +208,11 @@ class Settings:
         Raises:
             SettingsError: a variable holds a value that is not valid, naming the variable.
         """
-        env = os.environ if environ is None else environ
+        # No local holds os.environ or a plain secret: a traceback that shows locals
+        # (capture_locals, %xmode Verbose) must not print SMTP_PASSWORD from this frame.
         values: dict[str, Any] = {}
         for name, variable in ENV_VARIABLES.items():
-            raw = env.get(variable, "").strip()
+            raw = (os.environ if environ is None else environ).get(variable, "").strip()
             if not raw:
                 continue
             if name in ("port", "timeout"):
@@ -215,7 +224,8 @@ class Settings:
                         f"{variable}={raw!r} is not {kind}: fix or unset the variable."
                     ) from None
             else:
-                values[name] = raw
+                values[name] = SecretStr(raw) if name in _SECRET_FIELDS else raw
+        raw = ""
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "host" not in values:
             values["host"] = DEFAULT_HOST

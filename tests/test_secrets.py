@@ -13,6 +13,8 @@ A second harness signs in with OAuth2 against the lab's authority through the AP
 and a notebook executed and saved, then searches for every access and refresh token issued.
 """
 
+# ruff: noqa: F811  (the certs fixture, imported from tests/hostile.py)
+
 from __future__ import annotations
 
 import atexit
@@ -44,6 +46,7 @@ from smtp_magic import (
     SecurityMismatchError,
     SendReport,
     Settings,
+    SettingsError,
     SMTPMagicError,
     compose,
     probe,
@@ -54,6 +57,7 @@ from smtp_magic.lab.server import DEMO_PASSWORD, DEMO_USERNAME, LabServer
 from smtp_magic.lab.tokens import StaticTokens
 from smtp_magic.report import format_transcript
 from smtp_magic.smtp.session import forget_auto_choices
+from tests.hostile import certs  # noqa: F401  (a fixture, for the hostile servers below)
 
 SECRET = "Zq8#secret-Pa55w0rd!"  # the account's password: distinctive, and unchanged by escaping
 WRONG = "Wx3#wrong-Tr1cky-Pw!"  # a wrong password a user might type: it must not show either
@@ -140,9 +144,15 @@ def report_texts(report: SendReport) -> tuple[str, ...]:
     )
 
 
+def locals_text(exc: BaseException) -> str:
+    """The chained traceback with every frame's local variables, as reporters show it."""
+    shown = traceback.TracebackException.from_exception(exc, capture_locals=True)
+    return "".join(shown.format())
+
+
 def error_texts(exc: BaseException) -> tuple[str, ...]:
     """What an error shows: str, repr, the full chained traceback, fields and transcript."""
-    texts = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+    texts = [str(exc), repr(exc), "".join(traceback.format_exception(exc)), locals_text(exc)]
     if isinstance(exc, SMTPMagicError):
         texts += [
             format_transcript(exc.transcript),
@@ -1010,3 +1020,216 @@ def test_no_oauth_token_anywhere(oauth_corpus: tuple[Corpus, dict[str, str]]) ->
         if needle in text
     ]
     assert not leaks, "tokens leaked:\n" + "\n".join(leaks)
+
+
+# -- issue 11: tracebacks that show locals, %xmode Verbose, servers that echo, non-ASCII ------------
+#
+# These drive hostile servers (tests/hostile.py) and the lab directly, so each one names the way a
+# password could escape: a frame's locals, an expression IPython's verbose traceback evaluates,
+# a server that repeats the AUTH payload back, an encoding that fails with the password in it.
+
+UNICODE = "p\u00e4ssw\u00f6rd-\u00dcn\u00ef-\u5bc6\u7801"  # a non-ASCII password (RFC 4616: UTF-8)
+
+
+def forms_of(password: str, user: str = USER) -> dict[str, str]:
+    """Every form the password takes on the wire: raw, and base64 of each AUTH payload."""
+    raw = password.encode("utf-8")
+    return {
+        "raw": password,
+        "AUTH PLAIN": base64.b64encode(b"\0" + user.encode() + b"\0" + raw).decode(),
+        "AUTH LOGIN": base64.b64encode(raw).decode(),
+    }
+
+
+def assert_hidden(password: str, *texts: str, user: str = USER) -> None:
+    for text in texts:
+        for form, needle in forms_of(password, user).items():
+            assert needle not in text, f"the password ({form}) shows in: {text[:2000]}"
+
+
+@contextlib.contextmanager
+def interrupt_when(condition: Callable[[], bool]) -> Iterator[None]:
+    """Press Ctrl-C (SIGINT to this process) once ``condition()`` holds, from another thread."""
+    import signal
+    import threading
+    import time
+
+    done = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + WAIT
+        while not done.is_set() and time.monotonic() < deadline:
+            if condition():
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+def stalled_login_server(certs: Any) -> Any:
+    """A STARTTLS server that takes the AUTH command and then says nothing (a slow login)."""
+    from tests.hostile import Dialog, scripted, stall
+
+    return scripted(Dialog(tls=certs.server_context(), replies={"AUTH": stall}))
+
+
+def slow_login_settings(port: int, certs: Any) -> Settings:
+    return Settings(
+        "127.0.0.1",
+        port=port,
+        security="starttls",
+        username=USER,
+        password=SECRET,
+        sender=SENDER,
+        cafile=certs.cafile,
+        timeout=WAIT,
+    )
+
+
+def test_tracebacks_with_locals_show_no_password(
+    certs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """capture_locals=True (pytest --showlocals, rich, Sentry) on each way a send can end."""
+    caught: dict[str, BaseException] = {}
+    with LabServer(ports={25: 0, 465: 0, 587: 0}, password=SECRET) as lab:
+        for role in (587, 465):
+            wrong = dataclasses.replace(lab.settings(role), password=WRONG)
+            caught[f"wrong password on {role}"] = expect_error(
+                AuthenticationError, lambda s=wrong: send(message("x"), s)
+            )
+    with stalled_login_server(certs) as server:
+        settings = slow_login_settings(server.port, certs)
+        with (
+            pytest.raises(KeyboardInterrupt) as interrupted,
+            interrupt_when(lambda: "AUTH" in server.verbs()),
+        ):
+            send(message("interrupted"), settings)
+        caught["Ctrl-C during the login"] = interrupted.value
+    monkeypatch.setenv("SMTP_PASSWORD", SECRET)
+    monkeypatch.setenv("SMTP_USERNAME", USER)
+    for variable, value in (("SMTP_TIMEOUT", "soon"), ("SMTP_SECURITY", "ssl")):
+        with monkeypatch.context() as env:
+            env.setenv(variable, value)
+            caught[f"bad {variable}"] = expect_error(SettingsError, Settings.from_env)
+    for label, exc in caught.items():
+        text = locals_text(exc)
+        assert "Locals" in text or " = " in text, label  # locals really were captured
+        assert_hidden(SECRET, text)
+        assert_hidden(WRONG, text)
+
+
+def test_xmode_verbose_interrupting_a_slow_login_shows_no_password(certs: Any) -> None:
+    """In a real shell with %xmode Verbose, Ctrl-C during the login prints every frame's values,
+    including expressions such as ``settings.password`` in the line being run."""
+    assert not InteractiveShell.initialized(), "this test needs its own InteractiveShell"
+    main = sys.modules["__main__"]
+    shell = InteractiveShell.instance()
+    try:
+        with stalled_login_server(certs) as server:
+            shell.user_ns["settings"] = slow_login_settings(server.port, certs)
+            shell.user_ns["message"] = message("verbose")
+            with capture_output() as captured:
+                assert shell.run_cell("%xmode Verbose").success
+                with interrupt_when(lambda: "AUTH" in server.verbs()):
+                    result = shell.run_cell("from smtp_magic import send\nsend(message, settings)")
+        shown = captured.stdout + captured.stderr
+        assert isinstance(result.error_in_exec, KeyboardInterrupt), shown
+        assert "settings.password" in shown and "login" in shown  # the verbose frames were shown
+        assert_hidden(SECRET, shown, repr(shell.user_ns.get("_")))
+    finally:
+        atexit.unregister(shell.atexit_operations)
+        InteractiveShell.clear_instance()
+        sys.modules["__main__"] = main
+
+
+def echo_auth(peer: Any, line: str) -> bool:
+    """A server that repeats every AUTH payload back in its 535, raw and as base64."""
+    words = line.split()
+    payloads = [words[2]] if len(words) > 2 else []
+    if len(words) == 2 and words[1].upper() == "LOGIN":
+        for prompt in (b"Username:", b"Password:"):
+            peer.reply("334 " + base64.b64encode(prompt).decode())
+            payloads.append((peer.readline() or "").strip())
+    elif len(words) == 2:
+        peer.reply("334 ")
+        payloads.append((peer.readline() or "").strip())
+    decoded = b" ".join(base64.b64decode(p + "==") for p in payloads)
+    peer.send(b"535 5.7.8 rejected " + " ".join(payloads).encode() + b" = " + decoded + b"\r\n")
+    return False
+
+
+@pytest.mark.parametrize("mechanisms", ["AUTH PLAIN LOGIN", "AUTH LOGIN"])
+@pytest.mark.parametrize("password", [SECRET, UNICODE], ids=["ascii", "unicode"])
+def test_a_server_echoing_the_auth_payload_is_redacted(
+    certs: Any, mechanisms: str, password: str
+) -> None:
+    from smtp_magic.notebook.form import SendMailForm
+    from tests.hostile import Dialog, scripted
+
+    dialog = Dialog(
+        tls=certs.server_context(),
+        tls_extensions=("PIPELINING", mechanisms),
+        replies={"AUTH": echo_auth},
+    )
+    with scripted(dialog) as server:
+        settings = dataclasses.replace(
+            slow_login_settings(server.port, certs), password=password, timeout=5.0
+        )
+        exc = expect_error(AuthenticationError, lambda: send(message("echo"), settings))
+        form = SendMailForm(settings, namespace={})
+        try:
+            form.to.value, form.subject.value, form.body.value = TO, "echo", "x"
+            form.send_button.click()
+            assert form.last is not None
+            assert isinstance(form.last.exception(timeout=WAIT), AuthenticationError)
+            status = form.status.value
+        finally:
+            form.close()
+    assert "535" in str(exc) and "rejected" in str(exc) and "535" in status
+    assert "<redacted>" in str(exc)  # the echo was there, and was redacted
+    assert_hidden(password, *error_texts(exc), status, text_of(vars(exc)))
+
+
+def test_a_non_ascii_password_logs_in_over_tls() -> None:
+    """RFC 4616 PLAIN and LOGIN carry UTF-8: a password such as 'pässwörd' logs in to the lab."""
+    with LabServer(ports={25: 0, 465: 0, 587: 0}, password=UNICODE) as lab:
+        for role in (587, 465):
+            report = send(message(f"unicode via {role}"), lab.settings(role))
+            assert report.auth_mechanism == "PLAIN" and report.tls is not None
+            assert_hidden(UNICODE, *report_texts(report))
+        wrong = dataclasses.replace(lab.settings(587), password=UNICODE[::-1])
+        exc = expect_error(AuthenticationError, lambda: send(message("wrong"), wrong))
+        assert "rejected the login" in str(exc)  # the server's refusal, not an encoding error
+        assert_hidden(UNICODE[::-1], *error_texts(exc))
+        assert exc.__cause__ is None or UNICODE[::-1] not in repr(exc.__cause__.args)
+
+
+def test_a_non_ascii_password_logs_in_with_auth_login(certs: Any) -> None:
+    from aiosmtpd.smtp import AuthResult
+
+    from tests.hostile import AioServer
+
+    seen: list[bytes] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        seen.append(data.password)
+        return AuthResult(success=data.password == UNICODE.encode("utf-8"))
+
+    with AioServer(
+        tls_context=certs.server_context(),
+        authenticator=authenticator,
+        auth_exclude_mechanism=["PLAIN"],
+    ) as server:
+        settings = dataclasses.replace(
+            slow_login_settings(server.port, certs), password=UNICODE, timeout=5.0
+        )
+        report = send(message("unicode LOGIN"), settings)
+    assert report.auth_mechanism == "LOGIN" and seen == [UNICODE.encode("utf-8")]
+    assert_hidden(UNICODE, *report_texts(report))

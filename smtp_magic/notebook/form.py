@@ -43,6 +43,7 @@ from smtp_magic.notebook.formview import SECURITY_CHOICES, FormWidgets, escape, 
 from smtp_magic.phrasing import render, setting
 from smtp_magic.probe import probe
 from smtp_magic.report import ProbeReport, SendReport, format_transcript
+from smtp_magic.secret import SecretStr
 from smtp_magic.send import send
 from smtp_magic.settings import Settings
 
@@ -171,7 +172,7 @@ class SendMailForm(FormWidgets):
         """Move a typed password out of the widget (synced state) into a private attribute."""
         typed = self.password.value
         if typed:
-            self._typed_password = typed
+            self._typed_password = SecretStr(typed)  # masked in any frame that shows locals
             self.password.value = ""
             self.password.placeholder = self._password_placeholder()
 
