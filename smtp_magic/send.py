@@ -13,7 +13,7 @@ from email.utils import getaddresses
 from typing import Any
 
 from smtp_magic.errors import ComposeError, MessageRejectedError
-from smtp_magic.message.headers import check_headers
+from smtp_magic.message.addresses import check_headers
 from smtp_magic.message.size import over_provider_limit, size_warnings
 from smtp_magic.report import SendReport, with_message_data
 from smtp_magic.settings import Settings

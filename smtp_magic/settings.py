@@ -9,7 +9,7 @@ from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Any, Literal, get_args
 
 from smtp_magic.errors import ComposeError, SettingsError
-from smtp_magic.message.compose import _parse_addresses
+from smtp_magic.message.addresses import parse_addresses
 from smtp_magic.secret import SecretStr
 
 __all__ = [
@@ -308,7 +308,7 @@ def _sender_problem(sender: str | None) -> str | None:
     if sender is None or not sender.strip():
         return None
     try:
-        found = _parse_addresses("sender", sender)
+        found = parse_addresses("sender", sender)
     except ComposeError as exc:
         return exc.message
     if len(found) > 1:

@@ -621,3 +621,62 @@ def test_line_breaks_always_refused(before: str, after: str, line_break: str, wh
         arguments["to"] = value
     with pytest.raises(ComposeError):
         compose(**arguments)  # type: ignore[arg-type]
+
+
+# -- issue 11: encoded-words that decode to line breaks; inputs that raised raw exceptions ---------
+
+ENCODED_BREAKS = [
+    "=?utf-8?q?report.pdf=0D=0AContent-Type:_text=2Fhtml=0D=0AX-Injected:_yes?=",
+    "=?utf-8?b?cmVwb3J0LnBkZg0KWC1JbmplY3RlZDogeWVz?=",
+    "=?utf-8?q?report.pdf=E2=80=A8X-Injected:_yes?=",
+]
+
+
+@pytest.mark.parametrize("name", ENCODED_BREAKS)
+def test_an_attachment_name_that_decodes_to_a_line_break_is_a_compose_error(name: str) -> None:
+    """A file someone else named, a form upload or a (name, value) tuple adds no header line."""
+    with pytest.raises(ComposeError, match="filename parameter of Content-Disposition"):
+        compose(to="a@example.org", subject="s", body="b", attachments=[(name, b"%PDF")])
+
+
+def test_an_attached_file_whose_name_decodes_to_a_line_break(tmp_path) -> None:
+    path = tmp_path / ENCODED_BREAKS[0]
+    path.write_bytes(b"%PDF")
+    with pytest.raises(ComposeError, match="line break"):
+        compose(to="a@example.org", subject="s", body="b", attachments=[path])
+
+
+def test_a_subject_that_decodes_to_a_line_break_is_named_as_one() -> None:
+    with pytest.raises(ComposeError, match=r"Subject, decoded.*line break"):
+        compose(to="a@example.org", subject="=?utf-8?q?hi=0D=0ABcc:_x@example.org?=", body="b")
+
+
+def test_an_encoded_word_without_a_line_break_is_fine() -> None:
+    message = compose(
+        to="a@example.org",
+        subject="s",
+        body="b",
+        attachments=[("=?utf-8?q?r=C3=A9sum=C3=A9.pdf?=", b"x")],
+    )
+    assert [p.get_filename() for p in message.iter_attachments()] == ["résumé.pdf"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"body": "caf\udce9"}, "lone surrogate"),  # bytes read with surrogateescape
+        ({"subject": "caf\udce9"}, "lone surrogate"),
+        ({"body": "{{ x }}", "template_vars": {"x": "\udce9"}}, "lone surrogate"),
+        ({"template_vars": ["x"]}, "template_vars must map names"),
+        ({"template_vars": "x"}, "template_vars must map names"),
+    ],
+)
+def test_inputs_that_raised_raw_exceptions_are_compose_errors(kwargs: dict, reason: str) -> None:
+    values = {"to": "a@example.org", "subject": "s", "body": "b", **kwargs}
+    with pytest.raises(ComposeError, match=reason):
+        compose(**values)
+
+
+def test_attachments_none_means_no_attachments() -> None:
+    message = compose(to="a@example.org", subject="s", body="b", attachments=None)  # type: ignore[arg-type]
+    assert list(message.iter_attachments()) == []

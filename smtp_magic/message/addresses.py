@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import email.policy
+import re
 from collections.abc import Iterable
 from email.errors import HeaderParseError
 from email.headerregistry import Address, HeaderRegistry
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
 from smtp_magic.errors import ComposeError
 
-__all__ = ["check_round_trip", "one_line", "parse_addresses", "short"]
+__all__ = ["check_headers", "check_round_trip", "one_line", "parse_addresses", "short"]
 
 _HEADERS = HeaderRegistry()
 _LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+_BREAK = re.compile("[" + "".join(sorted(_LINE_BREAKS)) + "]")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")  # a folded line: a line break followed by white space
 
 
 def short(value: str) -> str:
@@ -133,4 +136,42 @@ def check_round_trip(message: EmailMessage) -> None:
             raise ComposeError(
                 f"{name} {short(str(ours))} would arrive as {short(str(theirs))}: Python's "
                 "email package cannot encode it faithfully; shorten it or simplify its spacing"
+            )
+
+
+def check_headers(message: Message) -> None:
+    """Refuse a message any of whose headers or parameters, decoded, holds a line break.
+
+    Refusing CR and LF in what the caller passes (``one_line``) is not enough: the email package
+    decodes RFC 2047 encoded-words (``=?utf-8?q?a=0D=0AX-Injected:_yes?=``) in header values and
+    inside quoted parameters such as an attachment's file name, and writes the decoded text,
+    line breaks included, when it folds the header. So every header and parameter of every part
+    is checked in its decoded form. Plain string headers (the ``compat32`` policy, which writes
+    them as they are) may be folded, but not broken.
+
+    Raises:
+        ComposeError: naming the header, the parameter and the decoded value.
+    """
+    for part in message.walk():
+        for name, value in part.items():
+            if _BREAK.search(name):
+                raise ComposeError(f"a header name {short(name)} contains a line break")
+            text = str(value)
+            if not hasattr(value, "defects"):  # a plain string: folding is allowed
+                text = _FOLD.sub("", text)
+            if not _BREAK.search(text):
+                continue
+            params = getattr(value, "params", None) or {}
+            for param, decoded in params.items():
+                if isinstance(decoded, str) and _BREAK.search(decoded):
+                    raise ComposeError(
+                        f"the {param} parameter of {name}, decoded, is {short(decoded)}: it "
+                        "contains a line break (an RFC 2047 encoded-word can carry one). "
+                        "Rename it; header values must be one line (this prevents header "
+                        "injection)"
+                    )
+            raise ComposeError(
+                f"{name}, decoded, is {short(text)}: it contains a line break (an RFC 2047 "
+                "encoded-word can carry one); header values must be one line (this prevents "
+                "header injection)"
             )

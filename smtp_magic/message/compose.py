@@ -29,7 +29,13 @@ from email.utils import formatdate, make_msgid
 from typing import Any, Literal
 
 from smtp_magic.errors import ComposeError
-from smtp_magic.message.addresses import check_round_trip, one_line, parse_addresses, short
+from smtp_magic.message.addresses import (
+    check_headers,
+    check_round_trip,
+    one_line,
+    parse_addresses,
+    short,
+)
 from smtp_magic.message.htmltext import html_to_text
 from smtp_magic.message.inbox import BASE_CSS, data_images, image_size, inbox_html
 from smtp_magic.message.parts import Parts, collect, png_bytes
@@ -69,6 +75,20 @@ def _append_to_document(document: str, extra: str) -> str:
     return f"{document[:position]}{extra}\n{document[position:]}"
 
 
+def _text_only(field_name: str, text: str | None) -> None:
+    """Refuse a lone surrogate: not text, and no encoding can write it (a raw UnicodeEncodeError)."""
+    if text is None or text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ComposeError(
+            f"{field_name} holds {text[exc.start]!r} at position {exc.start}, a lone surrogate, "
+            "which is not text: it comes from bytes read with errors='surrogateescape' (a file "
+            "or stdin that is not UTF-8). Decode them with their real encoding first"
+        ) from None
+
+
 def compose(
     *,
     to: str | Iterable[str],
@@ -100,7 +120,7 @@ def compose(
         reply_to: Where replies go, if not to the sender.
         attachments: DataFrames (shown as a table and attached as CSV), matplotlib Figures
             (shown inline as PNG), bytes, file paths, or ``(name, value)`` tuples to name them:
-            ``("df", df)`` gives ``df.csv``, ``("fig", fig)`` gives ``fig.png``.
+            ``("df", df)`` gives ``df.csv``, ``("fig", fig)`` gives ``fig.png``. None: none.
         format: ``"markdown"`` (text plus rendered HTML), ``"html"`` (HTML plus a text
             version) or ``"text"`` (plain text only; figures become attachments).
         template_vars: If given, the names the subject and body templates may use. A
@@ -110,13 +130,21 @@ def compose(
         The message, with Date and Message-ID set; From set only if ``sender`` was given.
 
     Raises:
-        ComposeError: A malformed address, no recipient, a line break in a header, an
-            attachment that is missing or of an unsupported type, or a template error.
+        ComposeError: A malformed address, no recipient, a line break in a header or in any
+            header parameter once decoded (an attachment's file name given as an RFC 2047
+            encoded-word), text that is not text (a lone surrogate), an attachment that is
+            missing or of an unsupported type, or a template error.
     """
     if format not in ("markdown", "html", "text"):
         raise ComposeError(f"format {format!r} is unknown; use 'markdown', 'html' or 'text'")
     if not isinstance(subject, str) or not isinstance(body, str):
         raise ComposeError("subject and body must be strings")
+    if template_vars is not None and not isinstance(template_vars, Mapping):
+        raise ComposeError(
+            f"template_vars must map names to values (a dict, or globals()), not "
+            f"{type(template_vars).__name__}"
+        )
+    attachments = () if attachments is None else attachments
     one_line("subject", subject)
     senders = parse_addresses("sender", sender)
     if len(senders) > 1:
@@ -138,6 +166,8 @@ def compose(
         subject = render(subject, template_vars, mode="text", label="the subject template").text
         one_line("subject (after rendering the template)", subject)
     text_body, html_body = bodies.text, bodies.html
+    for field_name, text in (("subject", subject), ("body", text_body), ("body", html_body)):
+        _text_only(field_name, text)
     shown_tables, shown_figures = bodies.shown_tables, bodies.shown_figures
     inline_from_template = bodies.inline_figures
     text_attachments_from_template = bodies.text_figures
@@ -179,8 +209,9 @@ def compose(
     message["Subject"] = subject.strip()  # leading blanks would not survive parsing anyway
     message["Date"] = formatdate(localtime=True)
     message["Message-ID"] = make_msgid(domain=domain)
-    check_round_trip(message)
     _add_bodies(message, text_body, html_body, "\n".join(extra_html), parts, domain)
+    check_headers(message)  # decoded: an attachment's name may be an encoded-word (issue 11, #1)
+    check_round_trip(message)
     return message
 
 
