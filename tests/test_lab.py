@@ -483,3 +483,57 @@ def test_serve_stopped_with_sigterm_removes_its_folder(tmp_path: Path) -> None:
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=30) == 0
     assert list(tmp_path.glob("smtp_magic-lab-*")) == []
+
+
+# -- issue 11, finding 13: what the lab keeps is bounded --------------------------------------------
+
+
+def test_the_lab_advertises_a_teaching_sized_size() -> None:
+    from smtp_magic.lab.server import DATA_SIZE_LIMIT
+
+    with LabServer(ANY_PORTS) as lab, plain(lab, 25) as smtp:
+        smtp.ehlo()
+        advertised = int(smtp.esmtp_features["size"])
+    assert advertised == DATA_SIZE_LIMIT <= 16 * 2**20
+
+
+def test_the_lab_keeps_a_bounded_number_of_messages_oldest_dropped() -> None:
+    with LabServer(ANY_PORTS, keep=3) as lab, plain(lab, 25) as smtp:
+        for i in range(5):
+            smtp.send_message(message(f"number {i}"))
+        assert lab.wait_for_messages(5)  # counts what arrived, not what is kept
+        kept = [m.message["Subject"] for m in lab.messages]
+        assert kept == ["number 2", "number 3", "number 4"]
+        assert lab.dropped == 2
+        lab.clear()
+        assert (lab.messages, lab.dropped) == ([], 0)
+
+
+def test_the_lab_keeps_a_bounded_number_of_bytes_but_always_the_newest() -> None:
+    """Six 30 MB messages grew the kernel by 443 MiB; the lab now keeps what fits its budget."""
+    big = "x" * 400_000 + "\n"
+    with LabServer(ANY_PORTS, keep_bytes=1_000_000) as lab, plain(lab, 25) as smtp:
+        for i in range(6):
+            smtp.send_message(message(f"big {i}", big))
+        lab.wait_for_messages(6)
+        kept = lab.messages
+        assert sum(len(m.raw) for m in kept) <= 1_000_000
+        assert [m.message["Subject"] for m in kept] == ["big 4", "big 5"]
+        assert lab.dropped == 4
+        smtp.send_message(message("huge", "y" * 1_500_000 + "\n"))  # over the budget alone
+        lab.wait_for_messages(7)
+        assert [m.message["Subject"] for m in lab.messages] == ["huge"]
+
+
+def test_smtp_lab_messages_says_what_was_dropped() -> None:
+    from smtp_magic.notebook.display import LabMailbox
+
+    with LabServer(ANY_PORTS, keep=2) as lab, plain(lab, 25) as smtp:
+        for i in range(4):
+            smtp.send_message(message(f"number {i}"))
+        lab.wait_for_messages(4)
+        shown = LabMailbox(lab.messages, dropped=lab.dropped)
+    text = repr(shown)
+    assert "received 4 message(s) and keeps the latest 2" in text and "2 older ones" in text
+    assert "#3 on the 25 role" in text and "#1 on" not in text
+    assert "keeps the latest 2" in shown._repr_html_()

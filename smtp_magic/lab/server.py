@@ -32,6 +32,13 @@ ROLES = (25, 465, 587)
 DEFAULT_PORTS = {25: 8025, 465: 8465, 587: 8587}
 SERVER_HOSTNAME = "lab.localhost"  # the greeting name; also avoids a blocking getfqdn() (#178)
 SELF_TEST_TIMEOUT = 3.0
+DATA_SIZE_LIMIT = 10 * 2**20
+"""The lab's SIZE: enough for a notebook's tables, figures and a few attachments."""
+KEEP_MESSAGES = 100
+"""How many received messages the lab keeps; older ones are dropped."""
+KEEP_BYTES = 32 * 2**20
+"""How many bytes of received messages (as sent) the lab keeps; older ones are dropped. The
+parsed copy of each takes about as much again."""
 
 
 class LabServer:
@@ -48,7 +55,9 @@ class LabServer:
         *,
         username: str = DEMO_USERNAME,
         password: str = DEMO_PASSWORD,
-        data_size_limit: int = 40 * 2**20,
+        data_size_limit: int = DATA_SIZE_LIMIT,
+        keep: int = KEEP_MESSAGES,
+        keep_bytes: int = KEEP_BYTES,
         handshake_timeout: float = 5.0,
         directory: str | Path | None = None,
         tokens: TokenValidator | None = None,
@@ -62,7 +71,10 @@ class LabServer:
                 and 8587 when free, else any free port.
             username: The one account's login name.
             password: The one account's password.
-            data_size_limit: The largest message accepted, in bytes.
+            data_size_limit: The largest message accepted, in bytes (the SIZE it advertises).
+            keep: How many received messages ``messages`` keeps; the oldest go first.
+            keep_bytes: How many bytes of received messages ``messages`` keeps (the newest
+                message is always kept); the oldest go first.
             handshake_timeout: Seconds the 465 role waits for a TLS handshake.
             directory: Where to write the CA PEM; default: a temporary directory removed by
                 ``stop()``.
@@ -92,6 +104,10 @@ class LabServer:
         self.username = username
         self.password = password
         self._data_size_limit = data_size_limit
+        self._keep = max(keep, 1)
+        self._keep_bytes = keep_bytes
+        self._kept_bytes = 0
+        self._received = 0  # messages received since start (or clear), kept or not
         self._handshake_timeout = handshake_timeout
         self._directory = Path(directory) if directory is not None else None
         self.ca = trustme.CA(organization_name="smtp_magic lab CA")
@@ -303,9 +319,20 @@ class LabServer:
 
     @property
     def messages(self) -> list[ReceivedMessage]:
-        """A copy of the messages received so far, oldest first."""
+        """A copy of the messages kept, oldest first.
+
+        The lab keeps the last ``keep`` messages (100) and at most ``keep_bytes`` of them
+        (32 MiB), so a long session cannot fill the kernel's memory: ``dropped`` counts the
+        older ones it let go.
+        """
         with self._lock:
             return list(self._messages)
+
+    @property
+    def dropped(self) -> int:
+        """How many received messages were dropped to keep ``messages`` within its bounds."""
+        with self._lock:
+            return self._received - len(self._messages)
 
     @property
     def connections(self) -> dict[int, int]:
@@ -317,18 +344,19 @@ class LabServer:
         """Forget received messages and reset the connection counts."""
         with self._lock:
             self._messages.clear()
+            self._kept_bytes = self._received = 0
             self._connections = dict.fromkeys(ROLES, 0)
 
     def wait_for_messages(self, n: int, timeout: float = 5.0) -> list[ReceivedMessage]:
-        """Block until at least ``n`` messages have arrived, and return them all.
+        """Block until at least ``n`` messages have arrived, and return those kept.
 
         Raises:
             TimeoutError: If fewer than ``n`` arrive within ``timeout`` seconds.
         """
         with self._lock:
-            if not self._lock.wait_for(lambda: len(self._messages) >= n, timeout):
+            if not self._lock.wait_for(lambda: self._received >= n, timeout):
                 raise TimeoutError(
-                    f"The lab received {len(self._messages)} message(s) in {timeout:g} s, "
+                    f"The lab received {self._received} message(s) in {timeout:g} s, "
                     f"expected at least {n}. Check the send result, or wait longer."
                 )
             return list(self._messages)
@@ -336,8 +364,14 @@ class LabServer:
     def _record(self, received: ReceivedMessage) -> int:
         with self._lock:
             self._messages.append(received)
+            self._received += 1
+            self._kept_bytes += len(received.raw)
+            while len(self._messages) > 1 and (
+                len(self._messages) > self._keep or self._kept_bytes > self._keep_bytes
+            ):
+                self._kept_bytes -= len(self._messages.pop(0).raw)
             self._lock.notify_all()
-            return len(self._messages)
+            return self._received
 
     def _count(self, role: int) -> None:
         with self._lock:

@@ -51,8 +51,19 @@ class DryRun:
 class LabMailbox:
     """What the lab received: one preview per message, with the role, TLS and login it used."""
 
-    def __init__(self, received: Iterable[Any]) -> None:
+    def __init__(self, received: Iterable[Any], dropped: int = 0) -> None:
         self.received = list(received)
+        self.dropped = dropped
+
+    def _headline(self) -> str:
+        kept = len(self.received)
+        if not self.dropped:
+            return f"The lab received {kept} message(s):"
+        return (
+            f"The lab received {kept + self.dropped} message(s) and keeps the latest {kept} "
+            f"(the {self.dropped} older ones were dropped, so that it never fills the kernel's "
+            "memory):"
+        )
 
     @staticmethod
     def _head(number: int, item: Any) -> str:
@@ -68,18 +79,19 @@ class LabMailbox:
             return "The lab has received no messages yet."
         blocks = [
             f"{self._head(n, item)}\n" + _indent(str(preview(item.message)))
-            for n, item in enumerate(self.received, start=1)
+            for n, item in enumerate(self.received, start=self.dropped + 1)
         ]
-        return f"The lab received {len(self.received)} message(s):\n\n" + "\n\n".join(blocks)
+        return f"{self._headline()}\n\n" + "\n\n".join(blocks)
 
     def _repr_html_(self) -> str:
         if not self.received:
             return "<p>The lab has received no messages yet.</p>"
         items = "".join(
             f"<li><p>{html.escape(self._head(n, item))}</p>{preview(item.message)._repr_html_()}</li>"
-            for n, item in enumerate(self.received, start=1)
+            for n, item in enumerate(self.received, start=self.dropped + 1)
         )
-        return f"<p>The lab received {len(self.received)} message(s):</p><ol>{items}</ol>"
+        start = f" start={self.dropped + 1}" if self.dropped else ""
+        return f"<p>{html.escape(self._headline())}</p><ol{start}>{items}</ol>"
 
 
 def _error_display(

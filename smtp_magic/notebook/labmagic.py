@@ -82,7 +82,7 @@ class LabMagics(DefaultsMagics):
         elif args.action == "status":
             print(_status(lab))
         else:
-            _show(LabMailbox(lab.messages))
+            _show(LabMailbox(lab.messages, dropped=lab.dropped))
 
     # %sendmail_form ------------------------------------------------------------------------
 
