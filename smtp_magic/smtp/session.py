@@ -18,6 +18,7 @@ from smtp_magic.report import TLSInfo, TranscriptLine
 from smtp_magic.secret import Secret
 from smtp_magic.settings import Settings
 from smtp_magic.smtp import diagnose, oauth, sasl, tls, transaction
+from smtp_magic.smtp.connect import open_connection
 from smtp_magic.smtp.markers import (
     CredentialsWithoutTLS,
     MessageTooLarge,
@@ -143,7 +144,9 @@ class Session:
     def connect(self) -> None:
         """Open the TCP connection."""
         with self.step("connect", "connect"):
-            sock = socket.create_connection((self.host, self.port), self.settings.timeout)
+            # One deadline for the name lookup and every address (socket.create_connection
+            # gives each address the whole timeout, and the lookup none).
+            sock = open_connection(self.host, self.port, self.wire.deadline)
             # SMTP is a dialogue of short lines: without TCP_NODELAY, Nagle's algorithm and the
             # peer's delayed ACK stall a small write that follows another by ~40 ms.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -358,8 +361,7 @@ class Session:
         # a whole timeout of silence, and the error must still come within about timeout + 1 s.
         deadline = time.monotonic() + min(self.settings.timeout, TLS_CHECK_SECONDS)
         try:
-            address = (self.host, self.port)
-            with socket.create_connection(address, deadline - time.monotonic()) as raw:
+            with open_connection(self.host, self.port, deadline) as raw:
                 # Since Python 3.5 the timeout bounds the whole handshake, not each recv.
                 raw.settimeout(max(deadline - time.monotonic(), 0.01))
                 with tls.unverified_context().wrap_socket(raw, server_hostname=self.host):
