@@ -211,3 +211,269 @@ def test_any_server_reply_gives_a_result_or_a_documented_error(
     assert report.accepted == ("b@example.org",)
     if where == "end":
         assert reply.startswith("250")
+
+
+# -- issue 11: encoded-words and Unicode line breaks in every header and parameter ---------------
+
+BREAKS = ["\r\n", "\n", "\r", "\u2028", "\u0085", "\x0b"]
+INJECTED = "X-Injected: yes"
+
+
+def _encoded_word(text: str, charset: str, encoding: str) -> str:
+    import base64
+    import quopri
+
+    data = text.encode(charset, "replace")
+    if encoding == "b":
+        payload = base64.b64encode(data).decode()
+    else:
+        payload = quopri.encodestring(data, header=True).decode().replace("\n", "=0A")
+        payload = payload.replace("\r", "=0D").replace("?", "=3F").replace(" ", "_")
+    return f"=?{charset}?{encoding}?{payload}?="
+
+
+injections = st.builds(
+    lambda head, brk, charset, encoding, raw: (
+        f"{head}{brk}{INJECTED}"
+        if raw
+        else _encoded_word(f"{head}{brk}{INJECTED}", charset, encoding)
+    ),
+    st.text(string.ascii_letters + ".", min_size=1, max_size=8),
+    st.sampled_from(BREAKS),
+    st.sampled_from(["utf-8", "iso-8859-1"]),
+    st.sampled_from(["q", "b"]),
+    st.booleans(),
+)
+maybe_injected = st.one_of(injections, st.text(string.ascii_letters + " .", max_size=12))
+
+
+def assert_not_injected(lab: LabServer, before: int) -> None:
+    """Whatever arrived carries no header line that the values above tried to add."""
+    for received in lab.messages[before:]:
+        for part in received.message.walk():
+            assert "X-Injected" not in part, received.raw[:2000]
+
+
+@FAST
+@given(
+    subject=maybe_injected,
+    name=maybe_injected,
+    display=maybe_injected,
+    fmt=st.sampled_from(["markdown", "text"]),
+)
+def test_compose_refuses_every_encoded_or_raw_line_break(
+    lab: LabServer, subject: str, name: str, display: str, fmt: str
+) -> None:
+    """Subject, a display name and an attachment's file name: ComposeError, or nothing injected."""
+    before = len(lab.messages)
+    try:
+        message = compose(
+            to=f'"{display}" <b@example.org>',
+            subject=subject,
+            body="x",
+            attachments=[(name or "file.txt", b"data")],
+            format=fmt,  # type: ignore[arg-type]
+        )
+    except ComposeError:
+        event("compose refused")
+        return
+    try:
+        send(message, lab.settings(25, timeout=5.0))
+    except SMTPMagicError:
+        return
+    lab.wait_for_messages(before + 1)
+    assert_not_injected(lab, before)
+    event("sent, nothing injected")
+
+
+@FAST
+@given(header=maybe_injected, filename=maybe_injected, param=maybe_injected)
+def test_hand_built_messages_never_inject_a_header(
+    lab: LabServer, header: str, filename: str, param: str
+) -> None:
+    """Any header, file name or parameter of a hand-built message: refused, or nothing injected."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.org", "s"
+    before = len(lab.messages)
+    try:
+        message["X-Report"] = header
+        message.set_content("x")
+        message.add_attachment(
+            b"data", "application", "octet-stream", filename=filename or "f", params={"p": param}
+        )
+    except (ValueError, TypeError, IndexError):
+        return  # the email package refused it itself
+    try:
+        send(message, lab.settings(25, timeout=5.0))
+    except ComposeError:
+        event("send refused")
+        return
+    lab.wait_for_messages(before + 1)
+    assert_not_injected(lab, before)
+
+
+# -- issue 11: reply streams with long lines, mixed codes and extra replies ----------------------
+
+stream_reply = st.one_of(
+    reply_line,
+    st.builds(
+        lambda c, n: f"{c} " + "x" * n,
+        st.sampled_from(["250", "550", "451"]),
+        st.integers(5000, 20000),
+    ),
+    st.builds(  # a multi-line reply whose lines carry different codes
+        lambda a, b: f"{a}-first\r\n{b} last",
+        st.sampled_from(["250", "550"]),
+        st.sampled_from(["250", "550", "354"]),
+    ),
+    st.builds(  # one reply, then another nobody asked for
+        lambda a, b: f"{a} one\r\n{b} two",
+        st.sampled_from(["250", "550", "452"]),
+        st.sampled_from(["250", "221"]),
+    ),
+    st.builds(lambda n: "\r\n".join(["250-more"] * n + ["250 end"]), st.integers(1, 1500)),
+)
+
+
+def _first_reply(reply: str) -> tuple[int, bool]:
+    """The code of the first reply in ``reply`` and whether that reply is well formed."""
+    import re
+
+    lines = reply.split("\r\n")
+    codes = []
+    for line in lines:
+        if not re.fullmatch(r"[0-9]{3}([ -].{0,500})?", line):
+            return -1, False
+        codes.append(line[:3])
+        if line[3:4] != "-":
+            return int(codes[0]), len(set(codes)) == 1 and len(codes) <= 100
+    return -1, False
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    where=st.sampled_from(["greeting", "EHLO", "MAIL", "RCPT", "DATA", "end"]), reply=stream_reply
+)
+def test_reply_streams_give_a_result_or_a_documented_error(
+    fuzz_server: tuple[ScriptedServer, Dialog], where: str, reply: str
+) -> None:
+    server, dialog = fuzz_server
+    dialog.greeting, dialog.replies, dialog.after_data = "220 fuzz", {}, "250 OK"
+    dialog.answer(where, reply)
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.org", "fuzz"
+    message.set_content("fuzz\n")
+    plain = Settings(HOST, port=server.port, security="plain", timeout=0.5, local_hostname="c")
+    code, well_formed = _first_reply(reply)
+    try:
+        report = send(message, plain)
+    except SMTPMagicError as exc:
+        assert str(exc) and f"{HOST}:{server.port}" in str(exc)
+        assert len(exc.transcript) < 200, len(exc.transcript)  # bounded, however long the reply
+        event(type(exc).__name__)
+        if where == "end":
+            # The server holds the message: only a well-formed 4xx/5xx may say "not delivered".
+            clear_no = well_formed and 400 <= code < 600
+            assert isinstance(exc, RejectedError if clear_no else DeliveryUnknownError), (
+                reply,
+                exc,
+            )
+        return
+    assert report.accepted == ("b@example.org",)
+    if where == "end":
+        assert well_formed and code == 250, reply
+
+
+# -- issue 11: an interrupt at every step of a transaction: nothing sent twice, nothing lost ------
+
+
+def _message_ids(server: ScriptedServer) -> list[str]:
+    import email
+
+    return [str(email.message_from_bytes(raw)["Message-ID"]) for raw in server.messages]
+
+
+@pytest.fixture(scope="module")
+def interrupt_server() -> Iterator[tuple[ScriptedServer, Dialog]]:
+    dialog = Dialog()
+    with contextlib.closing(ScriptedServer(dialog)) as server:
+        yield server, dialog
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    verb=st.sampled_from(["MAIL", "RCPT", "DATA", "end"]),
+    nth=st.integers(1, 3),
+    count=st.integers(1, 3),
+)
+def test_an_interrupt_at_any_step_loses_nothing_and_sends_nothing_twice(
+    interrupt_server: tuple[ScriptedServer, Dialog], verb: str, nth: int, count: int
+) -> None:
+    import os
+    import signal
+    import threading
+
+    import smtp_magic.bulk
+    from smtp_magic import send_many
+
+    server, dialog = interrupt_server
+    server.messages.clear()
+    fired = threading.Event()
+    seen = [0]
+
+    def interrupting(answer: str) -> Any:
+        def reply(peer: Any, line: str) -> bool:
+            if (line == "." and verb == "end") or line != ".":
+                seen[0] += 1
+                if seen[0] == nth and not fired.is_set():
+                    fired.set()
+                    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the client waits
+                    peer.server.stopping.wait(0.05)
+            peer.reply(answer)
+            return False
+
+        return reply
+
+    answers = {
+        "MAIL": "250 2.1.0 OK",
+        "RCPT": "250 2.1.5 OK",
+        "DATA": "354 go",
+        "end": "250 queued",
+    }
+    dialog.greeting, dialog.replies, dialog.after_data = "220 fuzz", {}, "250 queued"
+    if verb == "DATA":
+
+        def data(peer: Any, line: str) -> bool:
+            interrupting("354 go")(peer, line)
+            peer.read_data()
+            peer.reply("250 queued")
+            return False
+
+        dialog.replies["DATA"] = data
+    else:
+        dialog.answer(verb, interrupting(answers[verb]))
+    messages = [
+        compose(to="b@example.org", subject=f"m{i}", body="x", sender="a@example.org")
+        for i in range(count)
+    ]
+    plain = Settings(HOST, port=server.port, security="plain", timeout=5.0, local_hostname="c")
+    try:
+        report = send_many(messages, plain, progress=False)
+    except KeyboardInterrupt as exc:
+        report = exc.report  # type: ignore[attr-defined]
+        assert report is smtp_magic.bulk.last_report and report.interrupted
+        event("interrupted")
+    fired.set()  # no more interrupts: resume runs undisturbed
+    delivered = _message_ids(server)
+    for result in report:
+        if result.status == "accepted":
+            assert result.message_id in delivered
+        if result.status == "unsent":
+            assert result.message_id not in delivered, report  # else resume sends it twice
+        assert result.status in ("accepted", "unsent", "unknown"), result
+    final = report.resume(progress=False)
+    delivered = _message_ids(server)
+    for result in final:
+        assert delivered.count(result.message_id) <= 1, "sent twice"  # nothing sent twice
+        if result.status != "unknown":
+            assert result.status == "accepted" and result.message_id in delivered  # nothing lost
