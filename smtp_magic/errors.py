@@ -106,7 +106,7 @@ class SMTPMagicError(Exception):
         # The message quotes what servers said (a reply, a greeting): no escape sequence of
         # theirs reaches a terminal or a notebook through it.
         self.template = printable(message, keep="\n")
-        self.message = render(message, "python")
+        self.message = render(self.template, "python")
         self.front_end = "python"
         super().__init__(self.message)
         self.host = host

@@ -162,7 +162,9 @@ def test_a_report_shows_refusals_and_transcript_escaped() -> None:
 
 def test_an_error_message_is_printable_whoever_built_it() -> None:
     error = SMTPMagicError(f"the server said {EVIL}\nand then more")
-    assert_clean(str(error)) and "\n" in str(error)
+    for text in (str(error), repr(error), error.message, *error.args, error.phrased("cli")):
+        assert_clean(text)
+    assert "\n" in str(error)
 
 
 # -- a local client's envelope, as `smtp-magic serve` and %smtp_lab messages show it ------------------
