@@ -494,7 +494,7 @@ def test_the_lab_advertises_a_teaching_sized_size() -> None:
     with LabServer(ANY_PORTS) as lab, plain(lab, 25) as smtp:
         smtp.ehlo()
         advertised = int(smtp.esmtp_features["size"])
-    assert advertised == DATA_SIZE_LIMIT <= 16 * 2**20
+    assert advertised == DATA_SIZE_LIMIT <= 32 * 2**20
 
 
 def test_the_lab_keeps_a_bounded_number_of_messages_oldest_dropped() -> None:

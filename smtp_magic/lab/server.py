@@ -32,8 +32,8 @@ ROLES = (25, 465, 587)
 DEFAULT_PORTS = {25: 8025, 465: 8465, 587: 8587}
 SERVER_HOSTNAME = "lab.localhost"  # the greeting name; also avoids a blocking getfqdn() (#178)
 SELF_TEST_TIMEOUT = 3.0
-DATA_SIZE_LIMIT = 10 * 2**20
-"""The lab's SIZE: enough for a notebook's tables, figures and a few attachments."""
+DATA_SIZE_LIMIT = 32 * 2**20
+"""The lab's SIZE: room for a message at Gmail's 25 MB limit, and no more (it was 40 MiB)."""
 KEEP_MESSAGES = 100
 """How many received messages the lab keeps; older ones are dropped."""
 KEEP_BYTES = 32 * 2**20
