@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -176,4 +177,49 @@ def test_form_sign_in_button_then_send(authority: OAuthAuthority, lab: LabServer
         states = repr([w.get_state() for w in dict(W.widget._instances).values()])
         assert all(r.access_token not in states for r in authority.tokens())
     finally:
+        form.close()
+
+
+@pytest.mark.parametrize("browser_reaches_kernel", [True, False], ids=["local", "pasted"])
+def test_form_google_sign_in_by_redirect_or_pasted_address(
+    authority: OAuthAuthority, lab: LabServer, browser_reaches_kernel: bool
+) -> None:
+    import re
+    import threading
+
+    from smtp_magic.auth.google import GoogleTokens
+    from smtp_magic.notebook.form import SendMailForm
+    from tests.oauthhelpers import GOOGLE_CLIENT
+
+    tokens = GoogleTokens(
+        username=DEMO_USER,
+        client_config=authority.google_client_config(GOOGLE_CLIENT),
+        cafile=authority.cafile,
+        store=MemoryStore(),
+    )
+    form = SendMailForm(lab.settings(587, username=DEMO_USER, token=tokens))  # type: ignore[arg-type]
+
+    def user() -> None:
+        # The person: waits for the link in the form, signs in, then either the browser reaches
+        # this machine's listener, or they paste the address bar into the Paste field.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and form.paste_box.layout.display != "":
+            time.sleep(0.05)
+        link = re.search(r'href="([^"]+)"', form.status.value)
+        assert link is not None, form.status.value
+        redirect = authority.browse(link.group(1).replace("&amp;", "&"))
+        if browser_reaches_kernel:
+            authority.follow(redirect)
+        else:
+            form.paste_box.value = redirect
+
+    person = threading.Thread(target=user)
+    try:
+        form.signin_button.click()
+        person.start()
+        assert form.last is not None and form.last.result(timeout=30) == DEMO_USER
+        assert form.paste_box.value == "" and form.paste_box.layout.display == "none"
+        assert authority.validator(DEMO_USER, tokens()).ok
+    finally:
+        person.join(timeout=30)
         form.close()

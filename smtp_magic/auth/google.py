@@ -170,6 +170,7 @@ class GoogleTokens(TokenProvider):
                 url,
                 message=f"Sign in to Google in your browser: {url}",
                 paste_back=paste is not None,
+                received=receiver.wait if paste is not None else None,
             )
             if paste is not None:
                 answer: str | None = paste(prompt)

@@ -228,6 +228,7 @@ class MicrosoftTokens(TokenProvider):
                 flow["auth_uri"],
                 message=f"Sign in to Microsoft in your browser: {flow['auth_uri']}",
                 paste_back=paste is not None,
+                received=receiver.wait if paste is not None else None,
             )
             if paste is not None:
                 url: str | None = paste(prompt)

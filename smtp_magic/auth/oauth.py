@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
@@ -50,6 +50,8 @@ class Prompt:
         code: The code to type (device flow only).
         message: One sentence saying both, ready to print.
         paste_back: True when the browser's final address must be pasted back (remote kernel).
+        received: With paste_back, waits up to N seconds for the loopback listener to get the
+            redirect itself (a local browser), so a front end can take whichever comes first.
     """
 
     kind: str
@@ -57,6 +59,7 @@ class Prompt:
     code: str = ""
     message: str = ""
     paste_back: bool = False
+    received: Callable[[float], str | None] | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return self.message or self.url

@@ -166,7 +166,9 @@ class SendMailForm(FormWidgets):
         """Sign in off the kernel thread; the code or link shows in the status."""
         from smtp_magic.notebook.loginmagic import form_sign_in_job
 
-        self._start("Starting the sign-in...", form_sign_in_job(self._tokens, self.status))
+        self._start(
+            "Starting the sign-in...", form_sign_in_job(self._tokens, self.status, self.paste_box)
+        )
 
     def _take_password(self) -> None:
         """Move a typed password out of the widget (synced state) into a private attribute."""

@@ -136,6 +136,14 @@ class FormWidgets:
         self.test_button = W.Button(description="Test connection", icon="plug")
         # Shown only when the settings carry an OAuth2 token provider (after %smtp_login).
         self.signin_button = W.Button(description="Sign in", icon="key")
+        # Where a browser sign-in's final address is pasted when the browser cannot reach the
+        # kernel (JupyterHub, Binder); shown only while such a sign-in waits, emptied when read.
+        self.paste_box = W.Text(
+            description="Paste",
+            placeholder="the address your browser ends on after signing in",
+            layout=W.Layout(width="40em", display="none"),
+            style={"description_width": "8em"},
+        )
         self.buttons: tuple[W.Button, ...] = (
             self.send_button,
             self.preview_button,
@@ -186,6 +194,7 @@ class FormWidgets:
                 W.HBox([self.address, self.find_button]),
                 *(rows[n] for n in ("host", "port", "security", "username", "password")),
                 W.HBox([self.test_button, *self.buttons[3:]]),  # + Sign in, when shown
+                self.paste_box,
                 heading("Message"),
                 *(rows[n] for n in ("sender", "to", "cc", "subject", "body", "files", "variables")),
                 W.HBox([self.send_button, self.preview_button]),
@@ -203,7 +212,9 @@ class FormWidgets:
         for name in FIELDS:
             getattr(self, name).close()
             self.errors[name].close()
-        for widget in (*self.buttons, self.signin_button, self.address, self.find_button):
+        for widget in (*self.buttons, self.signin_button, self.paste_box):
+            widget.close()
+        for widget in (self.address, self.find_button):
             widget.close()
         for widget in (self.status, self.progress, self.output):
             widget.close()

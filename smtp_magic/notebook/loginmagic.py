@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from smtp_magic.notebook.config import SendMail
 __all__ = ["LoginMagics", "form_sign_in_job", "load", "prompt_bundle", "unload"]
 
 _NAMES = ("smtp_login", "smtp_logout")
+PASTE_WAIT = 300.0  # seconds the form waits for the browser or a pasted address
 
 
 def prompt_bundle(prompt: Prompt) -> dict[str, str]:
@@ -31,17 +33,40 @@ def prompt_bundle(prompt: Prompt) -> dict[str, str]:
     return {"text/html": rich, "text/plain": prompt.message}
 
 
-def form_sign_in_job(tokens: Any, status: Any) -> Callable[[], str]:
+def form_sign_in_job(tokens: Any, status: Any, paste_box: Any = None) -> Callable[[], str]:
     """The form's Sign in: a job for its worker thread that shows the code or link in ``status``.
 
     A click is a person at the front end, so there is no headless check (``interactive=True``).
+    Google signs in in the browser: the form then takes whichever comes first, the redirect to
+    this machine's listener (a local browser) or the address pasted into ``paste_box`` (a
+    browser that cannot reach the kernel).
     """
 
     def show(prompt: Prompt) -> None:
         status.value = prompt_bundle(prompt)["text/html"]
 
+    def paste(prompt: Prompt) -> str:
+        status.value = prompt_bundle(prompt)["text/html"] + (
+            "<p>After signing in: if this kernel runs on another machine, the browser shows an "
+            "error page; paste its address in the Paste field below.</p>"
+        )
+        paste_box.layout.display = ""
+        try:
+            deadline = time.monotonic() + PASTE_WAIT
+            while time.monotonic() < deadline:
+                got = prompt.received(0.25) if prompt.received else None
+                pasted, paste_box.value = paste_box.value.strip(), ""
+                if got or pasted:
+                    return str(got or pasted)
+                if prompt.received is None:
+                    time.sleep(0.25)
+            return ""
+        finally:
+            paste_box.value, paste_box.layout.display = "", "none"
+
     def job() -> str:
-        account = str(tokens.sign_in(show, interactive=True))
+        how = {"paste": paste} if tokens.provider == "google" and paste_box is not None else {}
+        account = str(tokens.sign_in(show, interactive=True, **how))
         status.value = (
             f"<b>Signed in</b> as {html.escape(account)}; Send now logs in with the token."
         )
