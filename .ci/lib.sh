@@ -12,11 +12,13 @@ as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi
 }
 
+# The package system's locks (APT_LOCKS may name others, for tests/test_ci.py).
+APT_LOCKS="${APT_LOCKS:-/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock}"
+
 # apt_locked: true while another apt or dpkg holds one of the package-system locks.
 apt_locked() {
     command -v lslocks >/dev/null 2>&1 || return 1 # util-linux is Essential on Debian; else do not wait
-    lslocks -n -o PATH 2>/dev/null |
-        grep -qE '^/var/lib/(dpkg/lock(-frontend)?|apt/lists/lock)$|^/var/cache/apt/archives/lock$'
+    lslocks -n -o PATH 2>/dev/null | grep -qxF -f <(tr ' ' '\n' <<<"$APT_LOCKS")
 }
 
 # wait_for_apt: wait (at most SMTP_MAGIC_CI_APT_WAIT seconds, default 300) for another apt/dpkg.
