@@ -7,6 +7,8 @@ import dataclasses
 import email.policy
 import io
 import re
+import subprocess
+import sys
 from email.message import EmailMessage
 from email.parser import BytesParser
 
@@ -249,3 +251,19 @@ def test_a_wide_figure_is_downscaled_and_keeps_its_look() -> None:
     assert size_warnings(message) == []
     html = str(message.get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
     assert 'width="640"' in html
+
+
+def test_a_missing_css_inline_is_a_clear_compose_error() -> None:
+    code = (
+        "import sys; sys.modules['css_inline'] = None\n"
+        "from smtp_magic import compose, ComposeError\n"
+        "try:\n"
+        "    compose(to='a@example.org', subject='s', body='**hi**')\n"
+        "except ComposeError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("HTML bodies need css-inline, which is missing")

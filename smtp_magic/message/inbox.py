@@ -142,7 +142,15 @@ def shown_size(size: tuple[int, int], max_width: int = MAX_IMAGE_WIDTH) -> tuple
 @functools.cache
 def _inliner() -> Any:
     # css-inline is imported on first use: `import smtp_magic` stays light.
-    import css_inline
+    try:
+        import css_inline
+    except ImportError as exc:  # an environment installed before it became a dependency
+        from smtp_magic.errors import ComposeError
+
+        raise ComposeError(
+            "HTML bodies need css-inline, which is missing from this Python environment: "
+            "`pip install css-inline` (or reinstall smtp-magic, which depends on it)."
+        ) from exc
 
     return css_inline.CSSInliner(
         load_remote_stylesheets=False,  # never fetch anything while building a message
