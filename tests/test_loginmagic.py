@@ -142,3 +142,27 @@ def test_google_login_with_a_pasted_address(
     assert [k for (s, k) in vault.passwords if s == KEYRING_SERVICE] == [
         f"google:{GOOGLE_CLIENT}:{DEMO_USER}"
     ]
+
+
+def test_a_notebook_run_without_a_front_end_never_starts_a_sign_in() -> None:
+    """nbclient (as papermill and nbconvert --execute) tells the kernel nobody answers input."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "%load_ext smtp_magic\n"
+            f"%smtp_login microsoft --client-id {DEMO_CLIENT_ID} --username {DEMO_USER} "
+            "--authority https://127.0.0.1:9/nobody-listens",
+            metadata={"tags": ["raises-exception"]},
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CI"}  # the kernel must find it alone
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute(env=env)
+    [error] = [o for o in nb.cells[0].outputs if o["output_type"] == "error"]
+    assert error["ename"] == "SignInError"
+    assert "run without a front end (papermill, nbconvert --execute)" in error["evalue"]
+    assert f"`%smtp_login microsoft --client-id {DEMO_CLIENT_ID}" in error["evalue"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -227,26 +226,26 @@ def test_revoked_refresh_token_asks_to_sign_in_again(
     refresh = json.loads(store.get(tokens.key) or "{}")["refresh_token"]
     with authority.store.lock:
         authority.store.refresh[refresh].revoked = True
-    started = time.monotonic()
     with pytest.raises(SignInError, match=r"refused the stored refresh token.*7 days") as caught:
         tokens()
     assert caught.value.command and caught.value.command.startswith("smtp-magic login google")
     assert refresh not in str(caught.value)
-    assert time.monotonic() - started < 5
 
 
 def test_headless_sign_in_fails_fast_with_the_command(
     authority: OAuthAuthority, store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CI", "true")
-    tokens = _microsoft(authority, store)
-    started = time.monotonic()
+    # An authority nobody listens on: any network step would end in "cannot reach", so the
+    # refusal below comes before any (it is immediate; benchmarks/ is the place for timings).
+    tokens = MicrosoftTokens(
+        DEMO_CLIENT_ID, username=DEMO_USER, authority="https://127.0.0.1:9/t", store=store
+    )
     with pytest.raises(SignInError, match="CI job") as caught:
         tokens.sign_in(lambda p: pytest.fail("no prompt may be shown headless"))
-    assert time.monotonic() - started < 1.0
     assert caught.value.command == (
         f"smtp-magic login microsoft --client-id {DEMO_CLIENT_ID} --username {DEMO_USER} "
-        f"--authority {authority.microsoft_authority} --cafile {authority.cafile}"
+        "--authority https://127.0.0.1:9/t"
     )
     with pytest.raises(SignInError, match="nothing is stored"):
         tokens()  # and the token callable never starts a flow either
@@ -257,10 +256,8 @@ def test_nothing_stored_fails_fast_without_the_network(store: MemoryStore) -> No
     tokens = MicrosoftTokens(
         DEMO_CLIENT_ID, username=DEMO_USER, authority="https://127.0.0.1:9/tenant", store=store
     )
-    started = time.monotonic()
     with pytest.raises(SignInError, match="nothing is stored in this process's memory"):
         tokens()
-    assert time.monotonic() - started < 1.0
 
 
 @pytest.mark.parametrize(
