@@ -537,3 +537,28 @@ def test_smtp_lab_messages_says_what_was_dropped() -> None:
     assert "received 4 message(s) and keeps the latest 2" in text and "2 older ones" in text
     assert "#3 on the 25 role" in text and "#1 on" not in text
     assert "keeps the latest 2" in shown._repr_html_()
+
+
+def test_labs_starting_together_share_out_the_default_ports(tmp_path: Path) -> None:
+    # Three processes race for 8025/8465/8587 (a notebook beside a test run, say): bind with
+    # SO_REUSEADDR lets several succeed, so each must listen at once and fall back when beaten.
+    script = (
+        "import time\nfrom smtp_magic.lab.server import LabServer\n"
+        "lab = LabServer().start(); print(*lab.ports.values(), flush=True)\n"
+        "time.sleep(2); lab.stop()"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    results = [(*run.communicate(timeout=60), run.returncode) for run in runs]
+    assert [code for _, _, code in results] == [0, 0, 0], [err for _, err, _ in results]
+    ports = [int(port) for out, _, _ in results for port in out.split()]
+    assert len(ports) == len(set(ports)) == 9

@@ -17,7 +17,15 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from smtp_magic.lab import events
 
-__all__ = ["HOST", "LabController", "LabHandler", "LabSMTP", "ReceivedMessage", "bind"]
+__all__ = [
+    "HOST",
+    "LabController",
+    "LabHandler",
+    "LabSMTP",
+    "ReceivedMessage",
+    "bind",
+    "listening",
+]
 
 HOST = "127.0.0.1"  # the lab never listens on anything else
 
@@ -176,6 +184,22 @@ def bind(port: int) -> socket.socket:
             # As asyncio.create_server does: a port in TIME_WAIT is free, one with a listener not.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def listening(port: int) -> socket.socket:
+    """A socket bound and listening on 127.0.0.1:port.
+
+    Listening at once closes a race: two labs starting together (a notebook and a test run,
+    say) can both bind a default port with SO_REUSEADDR, and only ``listen()`` refuses the
+    second (EADDRINUSE), which then takes a free port instead of failing in the controller.
+    """
+    sock = bind(port)
+    try:
+        sock.listen(100)  # asyncio's create_server(sock=...) listens again: harmless
     except OSError:
         sock.close()
         raise

@@ -15,7 +15,7 @@ import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from smtp_magic.lab import folders
-from smtp_magic.lab.handler import HOST, LabController, LabHandler, ReceivedMessage, bind
+from smtp_magic.lab.handler import HOST, LabController, LabHandler, ReceivedMessage, listening
 from smtp_magic.lab.oauth_smtp import OAuthLabHandler, OAuthLogins, OAuthStyle
 from smtp_magic.lab.tokens import StaticTokens, TokenValidator
 
@@ -169,10 +169,10 @@ class LabServer:
     def _start_role(self, role: int, server_ctx: ssl.SSLContext) -> None:
         wanted = self._requested.get(role, DEFAULT_PORTS[role])
         try:
-            sock = bind(wanted)
+            sock = listening(wanted)
         except OSError as exc:
             if role not in self._requested:  # a busy default port: take any free one
-                sock = bind(0)
+                sock = listening(0)
             else:
                 raise OSError(
                     exc.errno,
