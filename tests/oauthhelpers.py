@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 
 import keyring
@@ -54,3 +56,40 @@ def lab_authority(**kwargs: object) -> OAuthAuthority:
     authority.add_client(GOOGLE_CLIENT, secret=GOOGLE_SECRET)
     authority.add_client(APP_CLIENT, secret=APP_SECRET, app_only=True, send_as=[DEMO_USER])
     return authority
+
+
+class FileKeyring(keyring.backend.KeyringBackend):
+    """A real keyring backend in a JSON file named by SMTP_MAGIC_TEST_KEYRING, for tests only.
+
+    It lets a test process and a kernel it starts share one keyring, as the system keyring of a
+    real machine does between a sign-in and a later scheduled run.
+    """
+
+    priority = 1  # type: ignore[assignment]
+
+    def _path(self) -> str:
+        return os.environ["SMTP_MAGIC_TEST_KEYRING"]
+
+    def _load(self) -> dict[str, str]:
+        try:
+            with open(self._path(), encoding="utf-8") as f:
+                loaded: dict[str, str] = json.load(f)
+                return loaded
+        except FileNotFoundError:
+            return {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self._load().get(f"{service}\x00{username}")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        values = self._load()
+        values[f"{service}\x00{username}"] = password
+        with open(self._path(), "w", encoding="utf-8") as f:
+            json.dump(values, f)
+
+    def delete_password(self, service: str, username: str) -> None:
+        values = self._load()
+        if values.pop(f"{service}\x00{username}", None) is None:
+            raise keyring.errors.PasswordDeleteError("not found")
+        with open(self._path(), "w", encoding="utf-8") as f:
+            json.dump(values, f)

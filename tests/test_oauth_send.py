@@ -6,6 +6,7 @@ import io
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -223,3 +224,57 @@ def test_form_google_sign_in_by_redirect_or_pasted_address(
     finally:
         person.join(timeout=30)
         form.close()
+
+
+def test_scheduled_run_sends_with_the_stored_token(
+    authority: OAuthAuthority, lab: LabServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sign in once here; a notebook run later by nbclient (papermill's engine) sends with it."""
+    import os
+
+    import keyring
+    import nbformat
+    from nbclient import NotebookClient
+
+    from tests.oauthhelpers import FileKeyring
+
+    monkeypatch.setenv("SMTP_MAGIC_TEST_KEYRING", str(tmp_path / "keyring.json"))
+    previous = keyring.get_keyring()
+    keyring.set_keyring(FileKeyring())
+    try:
+        once = MicrosoftTokens(
+            DEMO_CLIENT_ID, username=DEMO_USER,
+            authority=authority.microsoft_authority, cafile=authority.cafile,
+        )  # fmt: skip
+        once.sign_in(lambda prompt: None, interactive=True)  # the one interactive sign-in
+    finally:
+        keyring.set_keyring(previous)
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "%load_ext smtp_magic\n"
+            "%config SendMail.host = '127.0.0.1'\n"
+            f"%config SendMail.port = {lab.ports[587]}\n"
+            "%config SendMail.security = 'starttls'\n"
+            f"%config SendMail.cafile = {lab.cafile!r}\n"
+            f"%config SendMail.username = {DEMO_USER!r}\n"
+            f"%config SendMail.sender = {DEMO_USER!r}\n"
+            "%config SendMail.oauth_provider = 'microsoft'\n"
+            f"%config SendMail.oauth_client_id = {DEMO_CLIENT_ID!r}\n"
+            f"%config SendMail.oauth_authority = {authority.microsoft_authority!r}\n"
+            f"%config SendMail.oauth_cafile = {authority.cafile!r}"
+        )
+    )
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            '%%sendmail --to bob@example.org --subject "scheduled with a stored token"\nNightly.'
+        )
+    )
+    env = dict(os.environ)
+    env["PYTHON_KEYRING_BACKEND"] = "tests.oauthhelpers.FileKeyring"
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute(env=env)
+    assert not [o for c in nb.cells for o in c.outputs if o["output_type"] == "error"]
+    assert any(m.message["Subject"] == "scheduled with a stored token" for m in lab.messages)
