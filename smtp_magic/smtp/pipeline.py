@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["Item", "Outcome", "Pipeline"]
 
 _KEEP_LINES = 100  # transcript lines of earlier messages kept on a long-lived session
+_PHASES = {"MAIL": "mail", "RCPT": "rcpt", "DATA": "data", "RSET": "rset"}
+_FITS = {"MAIL": (250,), "RCPT": (250, 251), "DATA": (354,), "RSET": (250,)}
+"""The success codes that fit each command's reply; any 4xx or 5xx fits too, except to RSET."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,12 @@ class Pipeline:
     ) -> None:
         self.session = session
         self.wire = session.wire
-        self.pipelining = self.wire.has_extn("pipelining")
+        wire = self.wire
+        self.pipelining = wire.has_extn("pipelining")
+        # What the server offers does not change within a session: look it up once.
+        self.size_limit = int(wire.esmtp_features.get("size") or 0) if wire.has_extn("size") else -1
+        self.eightbit = wire.has_extn("8bitmime")
+        self.smtputf8 = wire.has_extn("smtputf8")
         self.on_outcome = on_outcome
         self.on_data_end = on_data_end
         self.open: _Open | None = None  # a message waiting for its content to be sent
@@ -142,24 +150,22 @@ class Pipeline:
 
     # -- groups -------------------------------------------------------------------------
     def _options(self, item: Item, size: int) -> str:
-        wire = self.wire
         for address in (item.sender, *item.recipients):
-            if any(c in address for c in "\r\n<>"):
+            if "\r" in address or "\n" in address or "<" in address or ">" in address:
                 raise ValueError(f"an address holds a line break or angle bracket: {address!r}")
         options = ""
-        if wire.has_extn("size"):
-            limit = int(wire.esmtp_features.get("size") or 0)
-            if limit and size > limit:
-                raise MessageTooLarge(size, limit)
+        if self.size_limit >= 0:
+            if self.size_limit and size > self.size_limit:
+                raise MessageTooLarge(size, self.size_limit)
             options += f" SIZE={size}"
         if item.smtputf8:
-            if not wire.has_extn("smtputf8"):
+            if not self.smtputf8:
                 raise smtplib.SMTPNotSupportedError(
                     "One or more source or delivery addresses require internationalized email "
                     "support, but the server does not advertise the required SMTPUTF8 capability"
                 )
             options += " SMTPUTF8 BODY=8BITMIME"
-        elif wire.has_extn("8bitmime") and not all(c.isascii() for c in item.chunks):
+        elif self.eightbit and not all(c.isascii() for c in item.chunks):
             options += " BODY=8BITMIME"
         return options
 
@@ -227,26 +233,27 @@ class Pipeline:
         return True
 
     def _read_envelope(self, item: Item, commands: list[str]) -> None:
-        replies = [self._read_one(command) for command in commands]
+        # One deadline for the group's replies (a step per reply costs CPU on every message);
+        # session.phase follows the command whose reply is awaited, for the diagnosis.
+        with self.session.step("mail", "send"):
+            replies = [self._reply_to(command) for command in commands]
         self._judge(item, commands, replies)
 
     def _read_one(self, command: str) -> tuple[int, bytes]:
+        """The reply to ``command`` alone (lock-step)."""
+        with self.session.step("mail", "send"):
+            return self._reply_to(command)
+
+    def _reply_to(self, command: str) -> tuple[int, bytes]:
         """The reply to ``command``; a reply that does not fit it ends the session."""
-        verb = command.split(" ", 1)[0].lower()
-        phase = {"mail": "mail", "rcpt": "rcpt", "data": "data", "rset": "rset"}[verb]
-        with self.session.step(phase, "send"):
-            code, text = read_reply(self.wire)
-            if code == 421:
-                # RFC 5321 section 3.8: the server is closing the channel; nothing after this.
-                raise smtplib.SMTPResponseException(code, text)
-            fits = {
-                "mail": code == 250 or 400 <= code < 600,
-                "rcpt": code in (250, 251) or 400 <= code < 600,
-                "data": code == 354 or 400 <= code < 600,
-                "rset": code == 250,
-            }[verb]
-            if not fits:
-                raise misfit(command, code, text)
+        verb = command[:4]
+        self.session.phase = _PHASES[verb]
+        code, text = read_reply(self.wire)
+        if code == 421:
+            # RFC 5321 section 3.8: the server is closing the channel; nothing after this.
+            raise smtplib.SMTPResponseException(code, text)
+        if code not in _FITS[verb] and (verb == "RSET" or not 400 <= code < 600):
+            raise misfit(command, code, text)
         return code, text
 
     def _judge(self, item: Item, commands: list[str], replies: list[tuple[int, bytes]]) -> None:
