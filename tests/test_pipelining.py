@@ -22,13 +22,20 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from hostile import Peer, ScriptedServer
 
-from smtp_magic import bulk, compose
+from smtp_magic import bulk, compose, send
 from smtp_magic.bulk import send_many
-from smtp_magic.errors import MessageRejectedError, SettingsError
+from smtp_magic.errors import DeliveryUnknownError, MessageRejectedError, SettingsError
 from smtp_magic.pacing import PROVIDER_RATES, parse_rate
 from smtp_magic.settings import Settings
+from tests.hostile import (
+    Certs,
+    Dialog,
+    Peer,
+    ScriptedServer,
+    certs,  # noqa: F401  (a fixture)
+    scripted,
+)
 
 HOST = "127.0.0.1"
 DROP = "<drop>"  # a hook's answer: close the connection without a word
@@ -332,6 +339,37 @@ def test_an_unclear_reply_after_the_data_is_unknown(counter: Fixture, answer: st
     ids = _ids(messages)
     _once(script.received, ids)
     assert report.resume(progress=False) is report
+
+
+def _plaintext_under_tls(peer: Peer, _line: str) -> bool:
+    """After the data: bytes written to the TCP stream under TLS, as an injector would."""
+    socket.socket.sendall(peer.sock, b"250 2.0.0 OK (not from the TLS session)\r\n")
+    peer.hold()
+    return True
+
+
+def test_a_tls_error_after_the_data_is_delivery_unknown(certs: Certs) -> None:  # noqa: F811
+    """Issue 11, finding 3: the phase decides first; a TLS error at data-end is not "not sent"."""
+    dialog = Dialog(tls=certs.server_context(), after_data=_plaintext_under_tls)
+    with scripted(dialog) as server:
+        settings = Settings(
+            HOST,
+            port=server.port,
+            security="starttls",
+            cafile=certs.cafile,
+            sender="alice@example.org",
+            local_hostname="client.test",
+            timeout=2.0,
+        )
+        with pytest.raises(DeliveryUnknownError) as info:
+            send(compose(to="bob@example.org", subject="tls", body="x"), settings)
+        assert "may or may not have been delivered" in str(info.value)
+        report = send_many(_messages(2), settings, progress=False, backoff=0.01)
+    # Message 2's envelope went out with message 1's data; it goes again on a new connection
+    # (never handed over), where the same happens to it.
+    assert [r.status for r in report] == ["unknown", "unknown"]
+    assert isinstance(report[0].error, DeliveryUnknownError)
+    assert len(server.messages) == 3  # one each: an unknown one is never sent again
 
 
 # -- Ctrl-C between the reply and the record (issue 11, finding 9) ------------------------------
