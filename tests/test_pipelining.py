@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import itertools
 import socket
 import sys
 import threading
@@ -446,10 +445,10 @@ def test_rate_spaces_the_messages(counter: Fixture) -> None:
         script.hooks[("mail", n)] = mail
     report = send_many(_messages(5), settings, progress=False, rate="1200/min")
     assert len(report.accepted) == 5
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # A lower bound only: pacing never starts a message early (the upper bound is measured
-    # in benchmarks/, not asserted in a test).
-    assert min(gaps) >= 0.045
+    # A lower bound only: pacing never starts a message early, so four intervals of 50 ms
+    # separate the first MAIL from the last (less a margin for when the server reads them;
+    # the rate's accuracy is measured in benchmarks/, not asserted in a test).
+    assert starts[-1] - starts[0] >= 0.17
 
 
 def test_parse_rate() -> None:
