@@ -88,3 +88,10 @@ def test_stored_outputs_need_no_javascript(path: Path) -> None:
             assert "<script" not in _text(cell).lower()
             for output in cell.get("outputs", []):
                 assert "application/javascript" not in output.get("data", {})
+
+
+def test_the_form_tutorial_keeps_its_form_after_run_all() -> None:
+    # form.close() in a last cell removes the form from the page as soon as "Run All" gets there.
+    (path,) = [p for p in NOTEBOOKS if p.name.startswith("06-")]
+    sources = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    assert not any(".close()" in source for source in sources)
