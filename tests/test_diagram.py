@@ -166,6 +166,10 @@ def test_a_report_with_its_diagram_in_chromium(clean_lab: LabServer, tmp_path: P
     report: SendReport = send(_message(settings.sender), settings)  # type: ignore[arg-type]
     page_file = tmp_path / "report.html"
     page_file.write_text(f"<!DOCTYPE html><html><body>{report._repr_html_()}</body></html>")
+    with pytest.raises(SMTPMagicError) as caught:
+        send(_message(settings.sender), dataclasses.replace(settings, security="tls"))  # type: ignore[arg-type]
+    error_file = tmp_path / "error.html"
+    error_file.write_text(f"<!DOCTYPE html><html><body>{caught.value._repr_html_()}</body></html>")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -179,6 +183,11 @@ def test_a_report_with_its_diagram_in_chromium(clean_lab: LabServer, tmp_path: P
             # the accessible name comes from the SVG's <title>
             assert "SMTP conversation" in (page.locator("svg > title").text_content() or "")
             page.screenshot(path=str(ARTIFACTS / "report-diagram.png"), full_page=True)
+            page.goto(error_file.as_uri())
+            # the failed step is drawn: a red band with its words, not an empty picture
+            band = page.locator("svg g.tls text").first
+            assert band.text_content() == "✗ TLS handshake failed"
+            page.screenshot(path=str(ARTIFACTS / "error-diagram.png"), full_page=True)
         finally:
             browser.close()
     assert (ARTIFACTS / "report-diagram.png").stat().st_size > 10_000
