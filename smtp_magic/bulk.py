@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -13,8 +14,8 @@ from smtp_magic.bulkreport import (
     BulkReport,
     MessageResult,
     Status,
+    combine,
     header_id,
-    refusals,
     with_message_id,
 )
 from smtp_magic.errors import ComposeError, MessageRejectedError, SMTPMagicError
@@ -46,10 +47,10 @@ def send_many(
     content: one round trip a message. A refused message does not stop the others.
 
     Temporary trouble is retried, up to ``retries`` times per message, after a wait that
-    doubles each time (with jitter): a ``4xx`` refusal, a ``421`` (the server closing), or a
-    connection lost before a message's data was complete (then it reconnects). A message whose
-    data was sent but never confirmed is "unknown" and is never sent again automatically.
-    ``report.resume()`` sends exactly the "unsent" ones.
+    doubles each time (with jitter): a ``4xx`` refusal (of the message, or of some recipients:
+    then only to those), a ``421``, or a connection lost before a message's data was complete
+    (then it reconnects). A message whose data was sent but never confirmed is "unknown" and is
+    never sent again automatically. ``report.resume()`` sends exactly the "unsent" ones.
 
     Ctrl-C (or Jupyter's stop button) stops the run and is raised again, so that a loop around
     ``send_many`` stops too; the partial report is kept in ``smtp_magic.bulk.last_report`` and
@@ -78,13 +79,6 @@ def send_many(
         SMTPMagicError: the first connection could not be opened (as ``send()`` would say);
             nothing was sent.
         KeyboardInterrupt: interrupted; the partial report is ``exc.report``.
-
-    Example:
-        >>> rows = [("ann@example.org", "Ann"), ("bob@example.org", "Bob")]
-        >>> report = send_many(  # doctest: +SKIP
-        ...     [compose(to=a, subject="Hi", body=f"Hello {n}") for a, n in rows],
-        ...     settings, rate="30/min",
-        ... )
     """
     source: Sequence[object] = (
         messages
@@ -149,10 +143,8 @@ class _Run:
         self.pacer = Pacer(options.interval, options.backoff)
         self.results: dict[int, MessageResult] = {}
         self.error: SMTPMagicError | None = None
-        self.interrupted = False
-        self.connections = 0
+        self.interrupted, self.connections, self.elapsed = False, 0, 0.0
         self.security: str | None = None
-        self.elapsed = 0.0
         self.session: Session | None = None
         self.pipeline: Pipeline | None = None
         self.raised: BaseException | None = None
@@ -160,6 +152,7 @@ class _Run:
         self.prepared: dict[int, tuple[Item, str | None]] = {}  # in flight or to be retried
         self.in_flight: list[int] = []  # submitted, no outcome yet, in the order sent
         self.ended: set[int] = set()  # their end mark went out: possibly delivered
+        self.earlier: dict[int, MessageResult] = {}  # accepted by some, retried for the rest
         self.attempts: collections.Counter[int] = collections.Counter()
         self.counts: collections.Counter[str] = collections.Counter()
         self.bar: Any = None
@@ -184,11 +177,11 @@ class _Run:
         except KeyboardInterrupt as exc:
             self.interrupted = True
             self.raised = exc
-            self._abort()
+            self._close(quit=False)
             raise
         except BaseException as exc:
             self.raised = exc
-            self._abort()
+            self._close(quit=False)
             raise
         finally:
             self.bar.close()
@@ -275,15 +268,16 @@ class _Run:
 
     def _lost(self, exc: SMTPMagicError) -> bool:
         """The session is unusable: "unknown" for what may have arrived, retry the rest."""
-        self._abort()
+        self._close(quit=False)
         retry: list[int] = []
         for index in self.in_flight:
             if index in self.ended:
                 item_id = self.prepared.pop(index)[1]
+                earlier = self.earlier.pop(index, None)
+                accepted = earlier.accepted if earlier is not None else ()
+                attempts = self.attempts[index]
                 self._final(
-                    MessageResult(
-                        index, item_id, "unknown", error=exc, attempts=self.attempts[index]
-                    )
+                    MessageResult(index, item_id, "unknown", accepted, {}, exc, "", attempts)
                 )
             else:
                 retry.append(index)
@@ -300,8 +294,13 @@ class _Run:
         # From the end mark until the outcome is recorded the message counts as "unknown", so
         # a Ctrl-C anywhere in that window can never make resume() send it twice.
         index = int(token)  # type: ignore[call-overload]
+        earlier = self.earlier.get(index)
         marked = MessageResult(
-            index, self.prepared[index][1], "unknown", attempts=self.attempts[index]
+            index,
+            self.prepared[index][1],
+            "unknown",
+            accepted=earlier.accepted if earlier is not None else (),
+            attempts=self.attempts[index],
         )
         self.ended.add(index)
         self.results[index] = marked
@@ -310,35 +309,46 @@ class _Run:
         index = int(outcome.token)  # type: ignore[call-overload]
         item, message_id = self.prepared[index]
         error = outcome.error
-        retry = (
-            outcome.status == "refused"
-            and error is not None
-            and error.temporary
-            and self.attempts[index] <= self.options.retries
-        )
         self.in_flight.remove(index)
         self.ended.discard(index)
-        if retry:
-            # 4xx: the server did not take it, and may later. Back off, then try again.
-            self.results.pop(index, None)
+        earlier = self.earlier.pop(index, None)
+        took = outcome.accepted if outcome.status == "accepted" else ()
+        accepted, refused = combine(earlier, took, outcome.refused, error, item)
+        later = [a for a, (code, _) in outcome.refused.items() if 400 <= code < 500]
+        if self.attempts[index] <= self.options.retries and (
+            (outcome.status == "refused" and error is not None and error.temporary)
+            or (outcome.status == "accepted" and later)
+        ):
+            # 4xx: the server did not take it (or not for some recipients), and may later.
+            # Back off, then try again, for those recipients only: the others have it.
+            so_far = MessageResult(
+                index, message_id, "accepted", accepted, refused, None, outcome.reply
+            )
+            if accepted:
+                self.earlier[index] = dataclasses.replace(so_far, attempts=self.attempts[index])
+                self.results[index] = self.earlier[index]
+                later = later or list(item.recipients)
+                self.prepared[index] = (
+                    dataclasses.replace(item, recipients=tuple(later)),
+                    message_id,
+                )
+            else:
+                self.results.pop(index, None)
             self.todo.appendleft(index)
             self.pacer.failed()
             return
         del self.prepared[index]
         if outcome.status == "accepted":
             self.pacer.succeeded()
-        refused = outcome.refused
-        if error is not None and not refused:
-            refused = refusals(error, item.recipients)
         self._final(
             MessageResult(
                 index,
                 message_id,
-                "accepted" if outcome.status == "accepted" else "refused",
-                accepted=outcome.accepted,
+                "accepted" if accepted else "refused",
+                accepted=accepted,
                 refused=refused,
                 error=error,
-                reply=outcome.reply,
+                reply=outcome.reply or (earlier.reply if earlier is not None else ""),
                 attempts=self.attempts[index],
             )
         )
@@ -382,14 +392,8 @@ class _Run:
             self.pipeline = Pipeline(session, self._on_outcome, self._on_data_end)
             return True
 
-    def _close(self) -> None:
-        """QUIT and close the session, if any (never raises)."""
+    def _close(self, *, quit: bool = True) -> None:
+        """QUIT and close (mid-transaction, only close: QUIT would read as data); never raises."""
         session, self.session, self.pipeline = self.session, None, None
         if session is not None:
-            session.close()
-
-    def _abort(self) -> None:
-        """Drop the connection without QUIT: mid-transaction, QUIT would be read as message data."""
-        session, self.session, self.pipeline = self.session, None, None
-        if session is not None:
-            session.abort()
+            session.close() if quit else session.abort()

@@ -13,7 +13,15 @@ from typing import Any, Literal
 from smtp_magic.errors import RecipientsRejectedError, SMTPMagicError
 from smtp_magic.settings import Settings
 
-__all__ = ["BulkReport", "MessageResult", "Status", "header_id", "refusals", "with_message_id"]
+__all__ = [
+    "BulkReport",
+    "MessageResult",
+    "Status",
+    "combine",
+    "header_id",
+    "refusals",
+    "with_message_id",
+]
 
 _MESSAGE_ID_DOMAIN = "smtp-magic.invalid"  # RFC 2606: never a real domain, needs no DNS lookup
 
@@ -293,6 +301,27 @@ def refusals(error: SMTPMagicError, recipients: Sequence[str]) -> dict[str, tupl
     if error.code is None:
         return {}
     return dict.fromkeys(recipients, (error.code, error.reply or ""))
+
+
+def combine(
+    earlier: MessageResult | None,
+    accepted: tuple[str, ...],
+    refused: Mapping[str, tuple[int, str]],
+    error: SMTPMagicError | None,
+    item: Any,
+) -> tuple[tuple[str, ...], dict[str, tuple[int, str]]]:
+    """(accepted, refused) of a message after an attempt, with an earlier partial one's.
+
+    ``item`` is what this attempt sent (its ``recipients``); a retry goes only to recipients
+    refused for now the first time, so their new answers replace the old refusals.
+    """
+    now = dict(refused or (refusals(error, item.recipients) if error is not None else {}))
+    if earlier is None:
+        return accepted, now
+    merged = {**earlier.refused, **now}
+    for address in accepted:
+        merged.pop(address, None)
+    return earlier.accepted + accepted, merged
 
 
 def _ranges(indexes: Sequence[int]) -> str:

@@ -56,6 +56,9 @@ class Counter:
         self.split = split  # send every reply in two packets, cut in the middle
         self.hooks: dict[tuple[str, int], str | Callable[[Peer], str]] = {}
         self.refuse: set[str] = set()
+        self.busy: collections.Counter[str] = collections.Counter()  # 450 this many times
+        self.deliveries: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.rcpts: list[str] = []  # accepted in the current transaction
         self.received: collections.Counter[str] = collections.Counter()
         self.accepted: collections.Counter[str] = collections.Counter()
         self.ahead: list[bool] = []  # per message: the next MAIL was already waiting
@@ -100,12 +103,20 @@ class Counter:
                 accepted_rcpts = 0
                 answer = "250 2.0.0 reset"
             elif verb == "MAIL":
-                accepted_rcpts = 0
+                accepted_rcpts, self.rcpts = 0, []
                 answer = self.hook(peer, "mail", "250 2.1.0 sender ok")
             elif verb == "RCPT":
-                refused = any(f"<{a}>" in line for a in self.refuse)
-                answer = self.hook(peer, "rcpt", "550 5.1.1 no such user" if refused else "250 ok")
-                accepted_rcpts += answer.startswith("250")
+                address = line.partition("<")[2].partition(">")[0]
+                refused = address in self.refuse
+                default = "550 5.1.1 no such user" if refused else "250 ok"
+                with self.lock:
+                    if self.busy[address] > 0:
+                        self.busy[address] -= 1
+                        default = "450 4.2.1 mailbox busy, try again later"
+                answer = self.hook(peer, "rcpt", default)
+                if answer.startswith("250"):
+                    accepted_rcpts += 1
+                    self.rcpts.append(address)
             elif verb == "DATA":
                 default = "354 go ahead" if accepted_rcpts else "554 5.5.1 no valid recipients"
                 answer = self.hook(peer, "data", default)
@@ -139,6 +150,8 @@ class Counter:
             if answer.startswith("250"):
                 for message_id in ids:
                     self.accepted[message_id] += 1
+                    for address in self.rcpts:
+                        self.deliveries[(message_id, address)] += 1
         return answer
 
 
@@ -264,6 +277,31 @@ def test_temporary_refusals_back_off_then_give_up(counter: Fixture) -> None:
     again = send_many(_messages(2), settings, progress=False, backoff=0.01)
     assert [r.status for r in again] == ["accepted", "accepted"]
     assert [r.attempts for r in again] == [2, 1]
+
+
+def test_recipients_refused_for_now_are_retried_alone(counter: Fixture) -> None:
+    script, _server, settings = counter
+    script.busy["carol@example.org"] = 2  # 450 twice, then accepted
+    script.busy["dan@example.org"] = 9  # 450 every time
+    messages = _messages(3)
+    messages[1] = compose(to="bob@example.org, carol@example.org", subject="two", body="x")
+    messages[2] = compose(to="bob@example.org, dan@example.org", subject="busy", body="x")
+    report = send_many(messages, settings, progress=False, retries=2, backoff=0.01)
+    assert [r.status for r in report] == ["accepted"] * 3
+    assert report[1].accepted == ("bob@example.org", "carol@example.org")
+    assert report[1].refused == {} and report[1].attempts == 3
+    assert report[2].accepted == ("bob@example.org",)
+    assert report[2].refused["dan@example.org"][0] == 450 and report[2].attempts == 3
+    # Every recipient got each message at most once: a retry goes only to those refused.
+    ids = _ids(messages)
+    assert script.deliveries == collections.Counter(
+        {
+            (ids[0], "bob@example.org"): 1,
+            (ids[1], "bob@example.org"): 1,
+            (ids[1], "carol@example.org"): 1,
+            (ids[2], "bob@example.org"): 1,
+        }
+    )
 
 
 # -- refusals inside a group -------------------------------------------------------------------
