@@ -66,3 +66,16 @@ apt_install() {
     fi
     rm -f "$log"
 }
+
+# background LOG CMD...: run CMD in the background, its output in LOG, in a process group of its
+# own (so it can be stopped as a whole), with SIGINT as usual: a script's plain `&` job starts
+# with SIGINT ignored, Python keeps that (no KeyboardInterrupt), and the suite tests Ctrl-C.
+# Sets BACKGROUND_PID.
+background() {
+    local log="$1"
+    shift
+    set -m
+    "$@" >"$log" 2>&1 &
+    BACKGROUND_PID=$!
+    set +m
+}

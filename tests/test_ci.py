@@ -72,3 +72,16 @@ def test_wait_for_apt_returns_at_once_when_nothing_holds_the_lock(tmp_path: Path
     env = {"PATH": os.environ["PATH"], "APT_LOCKS": str(tmp_path / "unheld")}
     result = _bash("wait_for_apt && echo FREE", env)
     assert result.stdout.strip() == "FREE" and result.stderr == ""
+
+
+def test_background_job_keeps_ctrl_c_for_python(tmp_path: Path) -> None:
+    # .ci/run starts the Python 3.13 suite this way; with a plain `&` its tests of Ctrl-C
+    # (send_many's interrupted report) saw SIGINT ignored and failed.
+    log = tmp_path / "job.log"
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    env = {"PATH": os.environ["PATH"]}
+    result = _bash(
+        f'background {log} {sys.executable} -c "{probe}"; wait "$BACKGROUND_PID"; echo DONE', env
+    )
+    assert result.stdout.strip() == "DONE", result.stderr
+    assert log.read_text().strip() == "True"
