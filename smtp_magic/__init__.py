@@ -125,21 +125,17 @@ def __dir__() -> list[str]:
 def load_ipython_extension(ipython: _Any) -> None:
     """``%load_ext smtp_magic``: register %%sendmail, %smtp_probe, %smtp_lab, %sendmail_form,
     %smtp_setup, %smtp_login and %smtp_logout."""
-    from smtp_magic.notebook import loginmagic
     from smtp_magic.notebook.display import show_error_diagrams
     from smtp_magic.notebook.magic import load_ipython_extension as load
 
     load(ipython)
-    loginmagic.load(ipython)
     show_error_diagrams(ipython)  # a raised error shows the conversation, its failed step red
 
 
 def unload_ipython_extension(ipython: _Any) -> None:
     """``%unload_ext smtp_magic``: remove the magics again."""
-    from smtp_magic.notebook import loginmagic
     from smtp_magic.notebook.display import hide_error_diagrams
     from smtp_magic.notebook.magic import unload_ipython_extension as unload
 
-    loginmagic.unload(ipython)
     unload(ipython)
     hide_error_diagrams(ipython)

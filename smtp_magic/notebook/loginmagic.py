@@ -7,16 +7,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from smtp_magic.auth.oauth import Prompt
 from smtp_magic.errors import SMTPMagicError
-from smtp_magic.notebook.config import SendMail
+from smtp_magic.notebook.base import DefaultsMagics
 
-__all__ = ["LoginMagics", "form_sign_in_job", "load", "prompt_bundle", "unload"]
+__all__ = ["LoginMagics", "form_sign_in_job", "prompt_bundle"]
 
-_NAMES = ("smtp_login", "smtp_logout")
 PASTE_WAIT = 300.0  # seconds the form waits for the browser or a pasted address
 
 
@@ -82,12 +81,8 @@ def _show(prompt: Prompt) -> None:
 
 
 @magics_class
-class LoginMagics(Magics):
+class LoginMagics(DefaultsMagics):
     """The sign-in magics; they set the ``SendMail.oauth_*`` traits that %%sendmail reads."""
-
-    def __init__(self, shell: Any, defaults: SendMail) -> None:
-        super().__init__(shell=shell)
-        self.defaults = defaults
 
     @magic_arguments()
     @argument("provider", choices=("microsoft", "google"), help="who issues the token")
@@ -168,18 +163,3 @@ class LoginMagics(Magics):
         d.oauth_provider = None
         what = "the stored tokens were removed" if removed else "nothing was stored"
         print(f"Signed out of {provider.capitalize()}: {what}; %%sendmail uses passwords again.")
-
-
-def load(ip: Any) -> None:
-    """Register the sign-in magics next to those of ``smtp_magic.notebook.magic``."""
-    defaults = next((c for c in ip.configurables if isinstance(c, SendMail)), None)
-    if defaults is None:  # the main extension registers SendMail first; be safe anyway
-        defaults = SendMail(config=ip.config)
-        ip.configurables.append(defaults)
-    ip.register_magics(LoginMagics(ip, defaults))
-
-
-def unload(ip: Any) -> None:
-    """Remove the sign-in magics."""
-    for name in _NAMES:
-        ip.magics_manager.magics["line"].pop(name, None)

@@ -52,6 +52,7 @@ from smtp_magic.notebook.config import SendMail, active_settings
 from smtp_magic.notebook.config import active_lab as active_lab  # re-exported: notebooks import it
 from smtp_magic.notebook.display import DryRun, LabMailbox, _show
 from smtp_magic.notebook.labmagic import LabMagics
+from smtp_magic.notebook.loginmagic import LoginMagics
 from smtp_magic.notebook.setupmagic import SetupMagics
 from smtp_magic.options import port_type, seconds_type
 from smtp_magic.send import send
@@ -338,7 +339,7 @@ class _Merge(Sequence[EmailMessage]):
     # %smtp_probe ---------------------------------------------------------------------------
 
 
-MAGICS: list[type[DefaultsMagics]] = [SendMailMagics, LabMagics, SetupMagics]
+MAGICS: list[type[DefaultsMagics]] = [SendMailMagics, LabMagics, SetupMagics, LoginMagics]
 """Every Magics class ``%load_ext smtp_magic`` registers; each shares the SendMail defaults."""
 
 
