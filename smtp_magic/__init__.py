@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from smtp_magic.bulk import BulkReport, MessageResult, send_many
-from smtp_magic.discover import Candidate, Discovery, discover
 from smtp_magic.errors import (
     AuthenticationError,
     CertificateError,
@@ -42,12 +41,13 @@ from smtp_magic.message.preview import MessagePreview, preview
 from smtp_magic.probe import probe
 from smtp_magic.report import PortProbe, ProbeReport, SendReport
 from smtp_magic.send import send
-from smtp_magic.sendnotebook import NotebookSend, SkipEmail, send_notebook
 from smtp_magic.settings import Settings
 
 if _TYPE_CHECKING:
+    from smtp_magic.discover import Candidate, Discovery, discover
     from smtp_magic.lab.server import LabServer, ReceivedMessage
     from smtp_magic.notebook.form import SendMailForm
+    from smtp_magic.sendnotebook import NotebookSend, SkipEmail, send_notebook
 
 __version__ = "0.1.0"
 
@@ -100,6 +100,12 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Candidate": "smtp_magic.discover",
+    "Discovery": "smtp_magic.discover",
+    "discover": "smtp_magic.discover",
+    "NotebookSend": "smtp_magic.sendnotebook",
+    "SkipEmail": "smtp_magic.sendnotebook",
+    "send_notebook": "smtp_magic.sendnotebook",
     "LabServer": "smtp_magic.lab.server",
     "ReceivedMessage": "smtp_magic.lab.server",
     "SendMailForm": "smtp_magic.notebook.form",
@@ -107,7 +113,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> _Any:
-    # The lab (aiosmtpd, trustme) and the front ends (IPython, ipywidgets) load on first use.
+    # The lab (aiosmtpd, trustme), the front ends (IPython, ipywidgets), discovery and
+    # notebook reports load on first use, so `import smtp_magic` stays quick.
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'smtp_magic' has no attribute {name!r}")
