@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import io
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
@@ -75,26 +76,26 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
                 "or pass sender= to compose()."
             )
         outgoing["From"] = _from_header(outgoing.policy, settings.sender)
-    sender = next(iter(_addresses(outgoing, "Sender") or _addresses(outgoing, "From")), "")
+    found, has_bcc = _envelope_headers(outgoing)
+    sender = next(iter(found["sender"] or found["from"]), "")
     if not sender:
         raise ComposeError("the From address of the message is empty or malformed.")
-    recipients = list(
-        dict.fromkeys(a for field in ("To", "Cc", "Bcc") for a in _addresses(outgoing, field))
-    )
+    recipients = list(dict.fromkeys(found["to"] + found["cc"] + found["bcc"]))
     if not recipients:
         raise ComposeError("the message has no recipient: give at least one of to, cc or bcc.")
-    del outgoing["Bcc"]
-    del outgoing["Resent-Bcc"]
+    if has_bcc:
+        del outgoing["Bcc"]
+        del outgoing["Resent-Bcc"]
     check_headers(outgoing)  # hand-built messages too: no header may break its line, decoded
     smtputf8 = not all(a.isascii() for a in (sender, *recipients))
-    if _payload_size(outgoing) > _SLICE:
+    small = _payload_size(outgoing) <= _SLICE
+    if not small:
         _set_boundaries(outgoing)  # worth it only for large messages: set_boundary re-parses
-    policy = outgoing.policy.clone(linesep="\r\n")
-    if isinstance(policy, EmailPolicy):  # compat32 (a message parsed by default) has no utf8
-        policy = policy.clone(utf8=smtputf8)
-    sink = _Chunks()
+    policy = _wire_policy(outgoing.policy, smtputf8)
+    sink: _Chunks | io.BytesIO = _Chunks() if not small else io.BytesIO()
+    generator = _Generator if not small else _SmallGenerator
     try:
-        _Generator(sink, mangle_from_=False, policy=policy).flatten(outgoing, linesep="\r\n")
+        generator(sink, mangle_from_=False, policy=policy).flatten(outgoing, linesep="\r\n")
     except UnicodeEncodeError as exc:
         # A hand-built part whose text has no charset to encode it (set_payload("héllo")): the
         # email package itself cannot write it (compose() always declares one).
@@ -104,10 +105,11 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
             "parts with set_content(text), which declares UTF-8, or build the message with "
             "smtp_magic.compose()."
         ) from None
+    chunks = sink.close() if isinstance(sink, _Chunks) else (sink.getvalue(),)
     return Outgoing(
         sender=sender,
         recipients=tuple(recipients),
-        chunks=sink.close(),
+        chunks=chunks,
         smtputf8=smtputf8,
         message_id=outgoing["Message-ID"],
     )
@@ -123,16 +125,41 @@ def _from_header(policy: Policy, sender: str) -> object:
     return policy.header_factory("From", sender)  # type: ignore[attr-defined]
 
 
-def _addresses(message: EmailMessage, field: str) -> list[str]:
-    """The addresses in every ``field`` header, from the parsed header when the policy made one."""
-    found: list[str] = []
-    for header in message.get_all(field) or []:
-        parsed = getattr(header, "addresses", None)
-        if parsed is not None:  # email.policy.default: already parsed, no second parse
-            found += [a.addr_spec for a in parsed if a.addr_spec and a.addr_spec != "<>"]
-        else:  # compat32 messages hold plain strings
-            found += [a for _name, a in getaddresses([str(header)]) if a]
-    return found
+@functools.lru_cache(maxsize=32)
+def _wire_policy(policy: Policy, smtputf8: bool) -> Policy:
+    """``policy`` with CRLF line ends (and SMTPUTF8's utf8): policies are immutable, and
+    cloning one for every message of a mail merge costs more than its MAIL command."""
+    wire = policy.clone(linesep="\r\n")
+    if isinstance(wire, EmailPolicy):  # compat32 (a message parsed by default) has no utf8
+        wire = wire.clone(utf8=smtputf8)
+    return wire
+
+
+_ENVELOPE = ("sender", "from", "to", "cc", "bcc")
+
+
+def _envelope_headers(message: EmailMessage) -> tuple[dict[str, list[str]], bool]:
+    """The addresses in the Sender, From, To, Cc and Bcc headers, and whether a Bcc or
+    Resent-Bcc header is present, in one walk over the headers (``get_all`` walks them all
+    for each field)."""
+    found: dict[str, list[str]] = {field: [] for field in _ENVELOPE}
+    has_bcc = False
+    fetch = message.policy.header_fetch_parse
+    for name, raw in message._headers:  # type: ignore[attr-defined]
+        field = name.lower()
+        if field in ("bcc", "resent-bcc"):
+            has_bcc = True
+        if field in found:
+            found[field] += _addresses(fetch(name, raw))  # the same value get_all gives
+    return found, has_bcc
+
+
+def _addresses(header: object) -> list[str]:
+    """The addresses in one header, from the parsed header when the policy made one."""
+    parsed = getattr(header, "addresses", None)
+    if parsed is not None:  # email.policy.default: already parsed, no second parse
+        return [a.addr_spec for a in parsed if a.addr_spec and a.addr_spec != "<>"]
+    return [a for _name, a in getaddresses([str(header)]) if a]  # compat32: plain strings
 
 
 def _payload_size(message: EmailMessage) -> int:
@@ -151,6 +178,15 @@ def _set_boundaries(message: EmailMessage) -> None:
     for part in message.walk():
         if part.is_multipart() and part.get_boundary() is None:
             part.set_boundary(BytesGenerator._make_boundary())  # type: ignore[attr-defined]
+
+
+class _SmallGenerator(BytesGenerator):
+    """The stdlib generator (its buffers are C ``BytesIO`` objects), with ``_Generator``'s
+    ASCII shortcut: for messages whose payloads are small, where holding a part twice is
+    cheap and a Python-level buffer costs more than it saves."""
+
+    def _handle_text(self, msg: Any) -> None:
+        _handle_text(self, msg)
 
 
 class _Chunks:
@@ -211,14 +247,7 @@ class _Generator(BytesGenerator):
         return _Chunks()
 
     def _handle_text(self, msg: Any) -> None:
-        payload = msg._payload
-        if isinstance(payload, str) and payload.isascii() and not self._mangle_from_:  # type: ignore[attr-defined]
-            # ASCII holds no surrogates: skip the stdlib's tests for them (in get_payload and
-            # twice in _handle_text), each of which encodes the whole payload, i.e. three
-            # transient copies of a large attachment. What is written is the same.
-            self._write_lines(payload)
-            return
-        super()._handle_text(msg)  # type: ignore[misc]
+        _handle_text(self, msg)
 
     def _write_lines(self, lines: str) -> None:
         start = 0
@@ -229,6 +258,17 @@ class _Generator(BytesGenerator):
             super()._write_lines(lines[start : end + 1])  # type: ignore[misc]
             start = end + 1
         super()._write_lines(lines[start:] if start else lines)  # type: ignore[misc]
+
+
+def _handle_text(generator: Any, msg: Any) -> None:
+    payload = msg._payload
+    if isinstance(payload, str) and payload.isascii() and not generator._mangle_from_:
+        # ASCII holds no surrogates: skip the stdlib's tests for them (in get_payload and
+        # twice in _handle_text), each of which encodes the whole payload, i.e. three
+        # transient copies of a large attachment. What is written is the same.
+        generator._write_lines(payload)
+        return
+    BytesGenerator._handle_text(generator, msg)  # type: ignore[attr-defined]
 
 
 def report_for(

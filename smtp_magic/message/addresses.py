@@ -153,25 +153,49 @@ def check_headers(message: Message) -> None:
         ComposeError: naming the header, the parameter and the decoded value.
     """
     for part in message.walk():
-        for name, value in part.items():
+        fetch = part.policy.header_fetch_parse
+        for name, raw in part._headers:  # type: ignore[attr-defined]
             if _BREAK.search(name):
                 raise ComposeError(f"a header name {short(name)} contains a line break")
-            text = str(value)
-            if not hasattr(value, "defects"):  # a plain string: folding is allowed
-                text = _FOLD.sub("", text)
-            if not _BREAK.search(text):
-                continue
-            params = getattr(value, "params", None) or {}
-            for param, decoded in params.items():
-                if isinstance(decoded, str) and _BREAK.search(decoded):
-                    raise ComposeError(
-                        f"the {param} parameter of {name}, decoded, is {short(decoded)}: it "
-                        "contains a line break (an RFC 2047 encoded-word can carry one). "
-                        "Rename it; header values must be one line (this prevents header "
-                        "injection)"
-                    )
+            if type(raw) is str and _inert(raw):
+                continue  # nothing in it can decode to a line break: no need to parse it
+            _check_value(name, fetch(name, raw))  # what items() gives: parsed by the policy
+
+
+# What the email package decodes in a header value: RFC 2047 encoded-words ("=?"), RFC 2231
+# extended parameters ("name*=charset''value", percent-escapes or a charset such as UTF-7 that
+# turns ASCII into any character), and surrogate-escaped bytes (not ASCII).
+_DECODED = re.compile(r"=\?|[*%]")
+
+
+def _inert(raw: str) -> bool:
+    """Whether a raw header value (as parsed, not yet a header object) cannot hold a line break
+    once decoded: printable ASCII without line breaks and without anything that decodes.
+
+    Parsing it then only rearranges its own characters (quoted-pairs lose their backslash,
+    address lists are rewritten), so the decoded text cannot hold a line break either.
+    """
+    return raw.isascii() and not _BREAK.search(raw) and not _DECODED.search(raw)
+
+
+def _check_value(name: str, value: object) -> None:
+    """Refuse one header value (a header object or a plain string) whose text, decoded, breaks."""
+    text = str(value)
+    if not hasattr(value, "defects"):  # a plain string: folding is allowed
+        text = _FOLD.sub("", text)
+    if not _BREAK.search(text):
+        return
+    params = getattr(value, "params", None) or {}
+    for param, decoded in params.items():
+        if isinstance(decoded, str) and _BREAK.search(decoded):
             raise ComposeError(
-                f"{name}, decoded, is {short(text)}: it contains a line break (an RFC 2047 "
-                "encoded-word can carry one); header values must be one line (this prevents "
-                "header injection)"
+                f"the {param} parameter of {name}, decoded, is {short(decoded)}: it "
+                "contains a line break (an RFC 2047 encoded-word can carry one). "
+                "Rename it; header values must be one line (this prevents header "
+                "injection)"
             )
+    raise ComposeError(
+        f"{name}, decoded, is {short(text)}: it contains a line break (an RFC 2047 "
+        "encoded-word can carry one); header values must be one line (this prevents "
+        "header injection)"
+    )
