@@ -15,9 +15,18 @@ if TYPE_CHECKING:
 __all__ = ["add_routes", "form_page"]
 
 
+_BASE = f"/{LAB_TENANT}/oauth2/v2.0"  # Microsoft's endpoints live under the tenant
+
+
 def add_routes(app: Flask, server: Any, authority: OAuthAuthority) -> None:
     """Add every route to ``app``; ``server`` is authlib's AuthorizationServer."""
-    base = f"/{LAB_TENANT}/oauth2/v2.0"
+    _add_endpoints(app, server, authority)
+    _add_pages(app, server, authority)
+
+
+def _add_endpoints(app: Flask, server: Any, authority: OAuthAuthority) -> None:
+    """What programs call: OpenID discovery, token, device code, revocation."""
+    base = _BASE
 
     @app.get(f"/{LAB_TENANT}/v2.0/.well-known/openid-configuration")
     def discovery() -> Response:
@@ -39,6 +48,24 @@ def add_routes(app: Flask, server: Any, authority: OAuthAuthority) -> None:
                 ],
             }
         )
+
+    @app.post(f"{base}/token")
+    def token() -> Any:
+        authority.local.nonce = None
+        return server.create_token_response()
+
+    @app.post(f"{base}/devicecode")
+    def devicecode() -> Any:
+        return server.create_endpoint_response("device_authorization")
+
+    @app.post("/revoke")
+    def revoke() -> Any:
+        return server.create_endpoint_response("revocation")
+
+
+def _add_pages(app: Flask, server: Any, authority: OAuthAuthority) -> None:
+    """What a person sees: the sign-in page and the device-code page."""
+    base = _BASE
 
     @app.route(f"{base}/authorize", methods=["GET", "POST"])
     def authorize() -> Any:
@@ -69,19 +96,6 @@ def add_routes(app: Flask, server: Any, authority: OAuthAuthority) -> None:
         if request.args.get("response_mode") == "form_post" and answer.status_code == 302:
             return _form_post(answer.headers["Location"])
         return answer
-
-    @app.post(f"{base}/token")
-    def token() -> Any:
-        authority.local.nonce = None
-        return server.create_token_response()
-
-    @app.post(f"{base}/devicecode")
-    def devicecode() -> Any:
-        return server.create_endpoint_response("device_authorization")
-
-    @app.post("/revoke")
-    def revoke() -> Any:
-        return server.create_endpoint_response("revocation")
 
     @app.route("/device", methods=["GET", "POST"])
     def device() -> Response:
