@@ -9,6 +9,7 @@ import ssl
 import threading
 import warnings
 import weakref
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from smtp_magic.errors import SettingsError
@@ -114,26 +115,36 @@ def describe_certificate(sock: ssl.SSLSocket) -> CertInfo | None:
     der = sock.getpeercert(binary_form=True)
     if not der:
         return None
+    subject, issuer, not_after, sans = _leaf_facts(der)
+    host = sock.server_hostname
+    verified = bool(sock.getpeercert())  # the parsed form exists only for a verified peer
+    return CertInfo(
+        subject=subject,
+        issuer=issuer,
+        not_after=not_after,
+        names=tuple(value for _kind, value in sans),
+        verified=verified,
+        error=None if verified else "not checked",
+        chain=_chain(sock, der),
+        checked_name=host,
+        matched_name=_matching_name(host, list(sans)),
+        # CPython sends no SNI for an IP address (RFC 6066 section 3 forbids literal addresses).
+        sni=None if host is None or _ip(host) else host,
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _leaf_facts(der: bytes) -> tuple[str, str, datetime, tuple[tuple[str, str], ...]]:
+    """Subject, issuer, expiry and subjectAltNames of a certificate, parsed once per certificate:
+    a mail merge or a loop of send() calls meets the same one on every connection, and parsing
+    it costs more than the rest of the handshake's Python side. Only facts of the certificate
+    itself are kept; whether it verified, and for which name, is worked out per connection."""
     # cryptography comes with trustme (a dependency); imported on the first TLS connection only.
     from cryptography import x509
 
     leaf = x509.load_der_x509_certificate(der)
-    sans = _alt_names(leaf)
-    host = sock.server_hostname
-    verified = bool(sock.getpeercert())  # the parsed form exists only for a verified peer
-    return CertInfo(
-        subject=_name(leaf.subject),
-        issuer=_name(leaf.issuer),
-        not_after=leaf.not_valid_after_utc,
-        names=tuple(value for _kind, value in sans),
-        verified=verified,
-        error=None if verified else "not checked",
-        chain=_chain(sock, leaf),
-        checked_name=host,
-        matched_name=_matching_name(host, sans),
-        # CPython sends no SNI for an IP address (RFC 6066 section 3 forbids literal addresses).
-        sni=None if host is None or _ip(host) else host,
-    )
+    sans = tuple(_alt_names(leaf))
+    return _name(leaf.subject), _name(leaf.issuer), leaf.not_valid_after_utc, sans
 
 
 def _name(value: x509.Name) -> str:
@@ -186,7 +197,7 @@ def _matching_name(host: str | None, sans: list[tuple[str, str]]) -> str | None:
     return None
 
 
-def _chain(sock: ssl.SSLSocket, leaf: x509.Certificate) -> tuple[ChainLink, ...]:
+def _chain(sock: ssl.SSLSocket, der: bytes) -> tuple[ChainLink, ...]:
     """The chain from the server's certificate up to the trust anchor, as far as it can be known.
 
     Python 3.13 added ``get_verified_chain()``; before it, the issuers are looked up among the
@@ -198,15 +209,28 @@ def _chain(sock: ssl.SSLSocket, leaf: x509.Certificate) -> tuple[ChainLink, ...]
     verified = getattr(sock, "get_verified_chain", None)
     if verified is not None and sock.getpeercert():
         certs = [x509.load_der_x509_certificate(_der(c)) for c in verified()]
-    else:
-        certs = [leaf]
-        anchors = _anchors(sock.context)
-        while len(certs) < 8 and certs[-1].issuer != certs[-1].subject:
-            issuer = anchors.get(certs[-1].issuer.public_bytes())
-            if issuer is None:
-                break
-            certs.append(x509.load_der_x509_certificate(issuer))
-    return tuple(ChainLink(_name(c.subject), _name(c.issuer), c.not_valid_after_utc) for c in certs)
+        return tuple(_link(c) for c in certs)
+    return _anchored_chain(der, sock.context)
+
+
+@functools.lru_cache(maxsize=32)
+def _anchored_chain(der: bytes, context: ssl.SSLContext) -> tuple[ChainLink, ...]:
+    """The chain of ``der`` through the CA certificates ``context`` loaded (the same every time
+    for one certificate and one context, so worked out once)."""
+    from cryptography import x509
+
+    certs = [x509.load_der_x509_certificate(der)]
+    anchors = _anchors(context)
+    while len(certs) < 8 and certs[-1].issuer != certs[-1].subject:
+        issuer = anchors.get(certs[-1].issuer.public_bytes())
+        if issuer is None:
+            break
+        certs.append(x509.load_der_x509_certificate(issuer))
+    return tuple(_link(c) for c in certs)
+
+
+def _link(cert: x509.Certificate) -> ChainLink:
+    return ChainLink(_name(cert.subject), _name(cert.issuer), cert.not_valid_after_utc)
 
 
 def _der(cert: object) -> bytes:
