@@ -680,3 +680,16 @@ def test_inputs_that_raised_raw_exceptions_are_compose_errors(kwargs: dict, reas
 def test_attachments_none_means_no_attachments() -> None:
     message = compose(to="a@example.org", subject="s", body="b", attachments=None)  # type: ignore[arg-type]
     assert list(message.iter_attachments()) == []
+
+
+def test_an_empty_body_makes_no_empty_part() -> None:
+    """A message of attachments alone carries just them; a subject alone is one text part."""
+    message = compose(
+        to="a@example.org", subject="the file", body="", attachments=[("a.csv", b"x,y\n1,2\n")]
+    )
+    parsed = BytesParser(policy=email.policy.default).parsebytes(bytes(message))
+    leaves = [p for p in parsed.walk() if not p.is_multipart()]
+    assert [p.get_content_type() for p in leaves] == ["text/csv"]
+    assert all(p.get_payload(decode=True) for p in leaves)
+    alone = compose(to="a@example.org", subject="call me", body="  \n")
+    assert not alone.is_multipart() and alone.get_content_type() == "text/plain"

@@ -223,9 +223,18 @@ def _add_bodies(
     parts: Parts,
     domain: str,
 ) -> None:
-    """Give ``message`` its text, its HTML alternative with inline figures, and its files."""
-    message.set_content(text_body)
-    if html_body is not None:
+    """Give ``message`` its text, its HTML alternative with inline figures, and its files.
+
+    An empty body makes no empty parts: a message of attachments alone is just those, and a
+    message of a subject alone is one plain-text part, without an empty HTML twin.
+    """
+    shows_html = html_body is not None and (
+        "<img" in html_body.lower() or html_to_text(html_body).strip()
+    )
+    empty = not text_body.strip() and not parts.figures and not shows_html
+    if not empty or not parts.files:
+        message.set_content(text_body if not empty else "\n")
+    if html_body is not None and not empty:
         is_document = "<html" in html_body[:1000].lower()
         document = _append_to_document(
             html_body if is_document else _document(html_body), extra_html
