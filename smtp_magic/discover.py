@@ -27,9 +27,11 @@ from typing import Any, Literal
 from smtp_magic import autoconfig, providers
 from smtp_magic.discoverdns import Found, look_up
 from smtp_magic.errors import SettingsError
+from smtp_magic.printable import printable
 from smtp_magic.providers import Login, Provider
 from smtp_magic.report import ProbeReport
 from smtp_magic.settings import Settings
+from smtp_magic.smtp import refusals
 
 __all__ = ["Candidate", "Discovery", "discover"]
 
@@ -143,6 +145,10 @@ class Discovery:
 
     def rows(self) -> list[tuple[str, ...]]:
         """The table as rows of text: number, host, port, security, login, source, note."""
+        # Hosts, user names and notes may come from DNS or an autoconfig file: shown printable.
+        return [tuple(printable(value) for value in row) for row in self._raw_rows()]
+
+    def _raw_rows(self) -> list[tuple[str, ...]]:
         return [
             (
                 str(number),
@@ -164,10 +170,10 @@ class Discovery:
             "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
             for r in rows
         ]
-        title = f"Settings for {self.address}"
+        title = f"Settings for {printable(self.address)}"
         if not self.candidates:
             lines = ["(nothing found: ask your provider for its SMTP submission host)"]
-        return "\n".join([title, *lines, *(f"note: {n}" for n in self.notes)])
+        return "\n".join([title, *lines, *(f"note: {printable(n)}" for n in self.notes)])
 
     def _repr_html_(self) -> str:
         head = ("#", "host", "port", "security", "login", "source", "note")
@@ -176,7 +182,7 @@ class Discovery:
             "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
             for row in self.rows()
         )
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        notes = "".join(f"<li>{html.escape(printable(n))}</li>" for n in self.notes)
         return (
             f"<p><b>Settings for {html.escape(self.address)}</b></p>"
             f"<table><tr>{cells}</tr>{body}</table>" + (f"<ul>{notes}</ul>" if notes else "")
@@ -329,4 +335,8 @@ def _rank(address: str, domain: str, found: Found) -> Discovery:
             f"nothing found for {domain}: ask your provider for its SMTP submission host "
             "(usually port 465 or 587)"
         )
+    if provider is not None:
+        for candidate in unique.values():
+            if providers.by_host(candidate.host) is None:  # a host of the domain's own
+                refusals.remember(candidate.host, provider.key)
     return Discovery(address, domain, tuple(unique.values()), tuple(found.notes), provider)

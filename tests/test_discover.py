@@ -281,3 +281,31 @@ def test_probe_confirms_without_credentials(world: DiscoveryLab) -> None:
     assert (second.port, second.recommended) == (ports[587], "starttls")
     sent = [line.text for r in reports for p in r for line in p.transcript if line.direction == "C"]
     assert sent and not any(t.upper().startswith(("AUTH", "MAIL", "RCPT", "DATA")) for t in sent)
+
+
+def test_a_host_found_for_a_providers_domain_is_known_by_that_provider(world: DiscoveryLab) -> None:
+    """Refusals from a custom-named host are read in the terms of the provider discovery saw."""
+    from smtp_magic.smtp import refusals
+
+    world.dns("contoso.test", "MX", "0 contoso-test.mail.protection.outlook.com.")
+    world.dns("_submission._tcp.contoso.test", "SRV", "0 1 587 smtp.contoso.test.")
+    assert refusals.recognise("smtp.contoso.test") is None  # nothing learnt yet
+    found = world.discover("alice@contoso.test")
+    assert "smtp.contoso.test" in [c.host for c in found]
+    assert refusals.recognise("smtp.contoso.test") == "microsoft365"
+    assert refusals.recognise("smtp.elsewhere.test") is None
+    # ...so Microsoft's refusal from that host is explained in Microsoft's terms.
+    rule = refusals.match(
+        535,
+        "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.",
+        refusals.recognise("smtp.contoso.test"),
+    )
+    assert rule is not None and "microsoft365" in rule.providers
+
+
+def test_what_dns_and_autoconfig_say_is_shown_printable(world: DiscoveryLab) -> None:
+    world.autoconfig("example.test", [("smtp.\u202eevil.example.test", 465, "SSL")])
+    found = world.discover("alice@example.test")
+    assert found.best is not None and "\u202e" in found.best.host  # kept as given...
+    shown = str(found) + found._repr_html_()
+    assert "\u202e" not in shown and "\\u202e" in shown  # ...but never shown raw

@@ -228,8 +228,21 @@ def enhanced_status(reply: str) -> str | None:
     return ".".join(found.groups()) if found else None
 
 
+_FROM_DISCOVERY: dict[str, str] = {}  # host -> provider key, learnt from discover()
+
+
+def remember(host: str, provider: str) -> None:
+    """Remember that ``discover()`` found ``host`` for a domain that ``provider`` runs.
+
+    A custom domain's SRV record or autoconfig file can name a host of its own (say
+    ``smtp.contoso.com``) while its MX shows Microsoft 365 behind it: the host name alone would
+    not say whose refusals to expect.
+    """
+    _FROM_DISCOVERY[host.lower().rstrip(".")] = provider
+
+
 def recognise(host: str = "", greeting: str = "", provider: str | None = None) -> str | None:
-    """The provider key for a server, from a discovery result, its host name or its greeting.
+    """The provider key for a server: given, learnt from ``discover()``, or from its host or greeting.
 
     Args:
         host: The host of the settings in use.
@@ -238,6 +251,9 @@ def recognise(host: str = "", greeting: str = "", provider: str | None = None) -
     """
     if provider:
         return provider
+    learnt = _FROM_DISCOVERY.get(host.lower().rstrip("."))
+    if learnt:
+        return learnt
     known = providers.by_host(host)
     if known is None and greeting.strip():
         words = greeting.split()
