@@ -84,10 +84,13 @@ def render(text: str, front_end: str = "python") -> str:
 _NUMERIC = {"port", "timeout"}
 
 
+_FLAGS = ("True", "False")  # a yes/no option: send_on_error=True in Python, --send-on-error
+
+
 def _python_setting(name: str, value: str | None) -> str:
     if value is None:
         return f"{name}="
-    return f"{name}={value}" if name in _NUMERIC else f"{name}={value!r}"
+    return f"{name}={value}" if name in _NUMERIC or value in _FLAGS else f"{name}={value!r}"
 
 
 def _python_probe(where: str) -> str:
@@ -117,6 +120,8 @@ def _option(name: str, value: str | None) -> str:
     option = _CLI_OPTIONS.get(name, "--" + name.replace("_", "-"))
     if name == "sender":
         option = "--from"
+    if value == "True":
+        return option
     return f"{option} {shlex.quote(value) if value is not None else _METAVARS.get(name, 'VALUE')}"
 
 

@@ -36,6 +36,7 @@ from smtp_magic.auth.credentials import keyring_service, with_password
 from smtp_magic.errors import ComposeError, NotebookError, SettingsError
 from smtp_magic.message.compose import compose
 from smtp_magic.message.fromnotebook import add_inline_images, chosen_cells, render_notebook
+from smtp_magic.phrasing import setting, strip_markers
 from smtp_magic.report import SendReport
 from smtp_magic.send import send
 from smtp_magic.settings import Settings
@@ -183,8 +184,9 @@ def _execute(notebook: Any, path: Path, timeout: float, kernel_name: str | None)
         failing = _failing_cell(notebook)
         where = f"cell {failing[0]} ({_cell_start(failing[1])!r})" if failing else "a cell"
         raise NotebookError(
-            f"{path.name}: {where} raised {exc.ename}: {exc.evalue}. Nothing was sent. Fix the "
-            "notebook, or pass send_on_error=True (--send-on-error) to send what ran.",
+            f"{path.name}: {where} raised {strip_markers(exc.ename)}: "
+            f"{strip_markers(exc.evalue)}. Nothing was sent. Fix the notebook, or use "
+            f"{setting('send_on_error', True)} to send what ran.",
             cell=failing[0] if failing else None,
             notebook=notebook,
         ) from None

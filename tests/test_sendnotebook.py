@@ -116,6 +116,9 @@ def test_a_failing_cell_is_named_and_nothing_is_sent(clean_lab: LabServer) -> No
         "report-example.ipynb: cell 4 ('import matplotlib') raised RuntimeError: the sales "
         "database did not answer. Nothing was sent."
     )
+    # The way out, in each front end's terms.
+    assert "use send_on_error=True to send what ran" in str(caught.value)
+    assert "use --send-on-error to send what ran" in caught.value.phrased("cli")
     assert clean_lab.messages == []
 
 
