@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
@@ -234,10 +234,11 @@ class PortProbe:
         where = f"{self.host}:{self.port}"
         return ladder(self.transcript, title=f"Probe of {where}", server=f"server {where}")
 
-    def cells(self) -> tuple[str, ...]:
+    def cells(self, front_end: str = "python") -> tuple[str, ...]:
         """The row of the probe table (the text table puts the note below the rows)."""
+        note = self.note_for(front_end)
         if not self.reachable:
-            return (str(self.port), "unreachable", "", "", "", "", "-", self.note)
+            return (str(self.port), "unreachable", "", "", "", "", "-", note)
         cert = self.tls.certificate if self.tls else None
         return (
             str(self.port),
@@ -249,7 +250,7 @@ class PortProbe:
             if self.tls
             else "-",
             self.recommended or "-",
-            self.note,
+            note,
         )
 
 
@@ -273,6 +274,12 @@ class ProbeReport:
 
     host: str
     ports: tuple[PortProbe, ...]
+    front_end: str = field(default="python", compare=False)
+    """Whose terms the fixes are shown in: "python", "cli", "magic" or "form"."""
+
+    def phrased(self, front_end: str) -> ProbeReport:
+        """This report, showing its fixes in ``front_end``'s terms (``--security`` in a magic)."""
+        return replace(self, front_end=front_end)
 
     def __getitem__(self, port: int) -> PortProbe:
         for probe in self.ports:
@@ -297,14 +304,15 @@ class ProbeReport:
         return self[port].diagram()
 
     def __str__(self) -> str:
-        return self.text()
+        return self.text(self.front_end)
 
-    def text(self, front_end: str = "python", width: int = 100) -> str:
+    def text(self, front_end: str | None = None, width: int = 100) -> str:
         """The table as text, its fixes phrased for ``front_end``.
 
         Notes (a diagnosis can be 200 characters) go below the table, wrapped to ``width``
         columns, so the table's rows stay one line each in a terminal.
         """
+        front_end = front_end or self.front_end
         headers = (*_PROBE_HEADERS[:6], _SECURITY_HEADER.get(front_end, _PROBE_HEADERS[6]))
         rows: list[tuple[str, ...]] = [headers, *(p.cells()[:7] for p in self.ports)]
         widths = [max(len(r[i]) for r in rows) for i in range(len(headers))]
@@ -335,9 +343,13 @@ class ProbeReport:
         printer.text(str(self))
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in _PROBE_HEADERS)
+        headers = list(_PROBE_HEADERS)
+        headers[6] = _SECURITY_HEADER.get(self.front_end, headers[6])
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in p.cells()) + "</tr>"
+            "<tr>"
+            + "".join(f"<td>{html.escape(c)}</td>" for c in p.cells(self.front_end))
+            + "</tr>"
             for p in self.ports
         )
         certs_html = "".join(

@@ -657,6 +657,16 @@ def test_probe_without_a_host_examines_the_running_lab_with_its_ca(ip, kernel_la
     assert "NOT verified" not in text and "verified" in text
 
 
+def test_probe_notes_name_the_magics_options(ip, lab) -> None:
+    """An untrusted certificate's note says --cafile (the magic's option), in text and table."""
+    with capture_output() as captured:
+        ip.run_line_magic("smtp_probe", f"127.0.0.1 --port {lab.ports[465]} --timeout 3")
+    data = captured.outputs[0].data
+    for shown in (data["text/plain"], data["text/html"]):
+        assert "--cafile" in shown and "cafile=" not in shown
+    assert "<th>--security</th>" in data["text/html"]
+
+
 def test_probe_without_host_or_lab_is_a_usage_error(ip) -> None:
     with pytest.raises(UsageError, match="give a host"):
         ip.run_line_magic("smtp_probe", "")

@@ -277,7 +277,7 @@ class SendMailForm(FormWidgets):
             report = probe(
                 settings.host, ports=(port,), cafile=settings.cafile, timeout=settings.timeout
             )
-            show(self.output, report)
+            show(self.output, report.phrased("form"))
             found = report[port]
             if not found.reachable:
                 verdict = f"{settings.address} is unreachable: {found.note_for('form')}"

@@ -47,7 +47,8 @@ class LabMagics(DefaultsMagics):
                 raise UsageError("give a host (%smtp_probe smtp.example.org), or %smtp_lab start.")
             host, ports = "127.0.0.1", ports or list(lab.ports.values())
         cafile = args.cafile or (lab.cafile if lab is not None else None)
-        _show(probe(host, ports or DEFAULT_PROBE_PORTS, timeout=args.timeout, cafile=cafile))
+        report = probe(host, ports or DEFAULT_PROBE_PORTS, timeout=args.timeout, cafile=cafile)
+        _show(report.phrased("magic"))
 
     # %smtp_lab -----------------------------------------------------------------------------
 
