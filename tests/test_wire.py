@@ -88,6 +88,19 @@ def test_a_long_but_finite_ehlo_still_works() -> None:
     assert "250 8BITMIME" in shown  # the last line of the reply is always shown
 
 
+@pytest.mark.parametrize("where", ["greeting", "EHLO"])
+def test_an_over_long_line_is_not_given_a_code_the_server_never_sent(where: str) -> None:
+    """Finding 2: smtplib's invented "500 Line too long." would read as the server's refusal."""
+    huge = "250 " + "z" * 20_000 if where == "EHLO" else "220 " + "z" * 20_000
+    dialog = Dialog()
+    dialog.answer(where, huge)
+    with scripted(dialog) as server, pytest.raises(ProtocolError) as caught:
+        send(message(), plain(server.port))
+    error = caught.value
+    assert error.code is None and "500" not in str(error), str(error)
+    assert "not an SMTP reply" in str(error) and f"{HOST}:{server.port}" in str(error)
+
+
 # -- finding 17: a malformed SIZE ----------------------------------------------------------------
 
 

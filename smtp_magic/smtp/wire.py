@@ -86,16 +86,22 @@ class Wire(smtplib.SMTP):
         self.buffer += chunk
 
     def _readline(self) -> bytes:
+        limit = smtplib._MAXLINE  # type: ignore[attr-defined]
         while True:
             end = self.buffer.find(b"\n")
+            if end > limit or (end < 0 and len(self.buffer) > limit):
+                # smtplib invents "500 Line too long." here: a code the server never sent, which
+                # reads as a refusal. Code -1, as for any reply that is not well formed, however
+                # the line arrived (whole, or in pieces).
+                raise smtplib.SMTPResponseException(
+                    -1, f"a reply line longer than {limit:,} bytes".encode()
+                )
             if end >= 0:
                 line = bytes(self.buffer[: end + 1])
                 del self.buffer[: end + 1]
                 # Redacted while still raw bytes, then made printable: whoever reads a reply
                 # (getreply, stream.read_reply) gets it without secrets or escape sequences.
                 return _printable_line(self._redact(line) if self._sent_secrets else line)
-            if len(self.buffer) > smtplib._MAXLINE:  # type: ignore[attr-defined]
-                raise smtplib.SMTPResponseException(500, b"Line too long.")
             self.fill()
 
     def getreply(self) -> tuple[int, bytes]:
