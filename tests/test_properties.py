@@ -79,7 +79,11 @@ def nothing_reaches(lab: LabServer) -> Iterator[None]:
     security=st.one_of(st.sampled_from(["auto", "tls", "starttls", "plain"]), anything),
     timeout=st.one_of(st.floats(-1, 100), anything),
     username=st.one_of(st.none(), st.text(max_size=10), anything),
-    password=st.one_of(st.none(), st.text(min_size=8, max_size=20), anything),
+    # A snowman first: a password that is an ordinary word ("password") would also be found in
+    # messages that never showed it, so the check below could fail without a leak.
+    password=st.one_of(
+        st.none(), st.text(min_size=7, max_size=20).map(lambda t: "\u2603" + t), anything
+    ),
     sender=st.one_of(st.none(), address, anything),
     cafile=st.one_of(st.none(), st.text(max_size=10), anything),
 )
