@@ -76,7 +76,7 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
                 "or pass sender= to compose()."
             )
         outgoing["From"] = _from_header(outgoing.policy, settings.sender)
-    found, has_bcc = _envelope_headers(outgoing)
+    found, has_bcc, message_id = _envelope_headers(outgoing)
     sender = next(iter(found["sender"] or found["from"]), "")
     if not sender:
         raise ComposeError("the From address of the message is empty or malformed.")
@@ -111,7 +111,7 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
         recipients=tuple(recipients),
         chunks=chunks,
         smtputf8=smtputf8,
-        message_id=outgoing["Message-ID"],
+        message_id=message_id,
     )
 
 
@@ -138,12 +138,13 @@ def _wire_policy(policy: Policy, smtputf8: bool) -> Policy:
 _ENVELOPE = ("sender", "from", "to", "cc", "bcc")
 
 
-def _envelope_headers(message: EmailMessage) -> tuple[dict[str, list[str]], bool]:
-    """The addresses in the Sender, From, To, Cc and Bcc headers, and whether a Bcc or
-    Resent-Bcc header is present, in one walk over the headers (``get_all`` walks them all
-    for each field)."""
+def _envelope_headers(message: EmailMessage) -> tuple[dict[str, list[str]], bool, Any]:
+    """The addresses in the Sender, From, To, Cc and Bcc headers, whether a Bcc or Resent-Bcc
+    header is present, and the (first) Message-ID, in one walk over the headers (``get_all``
+    and ``get`` walk them all for each field)."""
     found: dict[str, list[str]] = {field: [] for field in _ENVELOPE}
     has_bcc = False
+    message_id = None
     fetch = message.policy.header_fetch_parse
     for name, raw in message._headers:  # type: ignore[attr-defined]
         field = name.lower()
@@ -151,7 +152,9 @@ def _envelope_headers(message: EmailMessage) -> tuple[dict[str, list[str]], bool
             has_bcc = True
         if field in found:
             found[field] += _addresses(fetch(name, raw))  # the same value get_all gives
-    return found, has_bcc
+        elif field == "message-id" and message_id is None:
+            message_id = fetch(name, raw)  # what message["Message-ID"] gives: the first
+    return found, has_bcc, message_id
 
 
 def _addresses(header: object) -> list[str]:
@@ -163,8 +166,15 @@ def _addresses(header: object) -> list[str]:
 
 
 def _payload_size(message: EmailMessage) -> int:
-    """Characters in the leaf payloads, without decoding them."""
-    return sum(len(part.get_payload() or "") for part in message.walk() if not part.is_multipart())
+    """Characters in the leaf payloads, without decoding them.
+
+    The stored payloads themselves: ``get_payload()`` looks up Content-Transfer-Encoding and
+    encodes the whole payload to look for surrogates, for a size that only picks a buffer.
+    """
+    if not message.is_multipart():
+        return len(message._payload or "")  # type: ignore[attr-defined]
+    leaves: list[Any] = [part for part in message.walk() if not part.is_multipart()]
+    return sum(len(part._payload or "") for part in leaves)
 
 
 def _set_boundaries(message: EmailMessage) -> None:
