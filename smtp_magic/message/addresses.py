@@ -159,7 +159,15 @@ def check_headers(message: Message) -> None:
                 raise ComposeError(f"a header name {short(name)} contains a line break")
             if type(raw) is str and _inert(raw):
                 continue  # nothing in it can decode to a line break: no need to parse it
-            _check_value(name, fetch(name, raw))  # what items() gives: parsed by the policy
+            try:
+                value = fetch(name, raw)  # what items() gives: parsed by the policy
+            except ValueError as exc:
+                # The email package itself refuses some decoded values (an address whose
+                # encoded display name hides CR or LF): still a header that would break.
+                raise ComposeError(
+                    f"the {name} header {short(raw)} cannot be used: decoded, {exc}"
+                ) from None
+            _check_value(name, value)
 
 
 # What the email package decodes in a header value: RFC 2047 encoded-words ("=?"), RFC 2231
