@@ -34,7 +34,7 @@ def _parsed(extra: bytes) -> email.message.EmailMessage:
 def test_a_raw_header_that_decodes_to_a_line_break_is_refused(header: bytes) -> None:
     message = _parsed(header + b"\r\n")
     assert isinstance(message._headers[-1][1], str)  # type: ignore[attr-defined]  # raw, unparsed
-    with pytest.raises(ComposeError, match="line break|CR or LF"):
+    with pytest.raises(ComposeError, match=r"line break|CR or LF"):
         prepare(message, SETTINGS)
 
 
