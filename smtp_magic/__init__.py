@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from smtp_magic.bulk import BulkReport, MessageResult, send_many
+
+# Imported here, not lazily: importing the submodule smtp_magic.discover would otherwise set
+# the package's attribute `discover` to the module, hiding the function.
+from smtp_magic.discover import Candidate, Discovery, discover
 from smtp_magic.errors import (
     AuthenticationError,
     CertificateError,
@@ -44,7 +48,6 @@ from smtp_magic.send import send
 from smtp_magic.settings import Settings
 
 if _TYPE_CHECKING:
-    from smtp_magic.discover import Candidate, Discovery, discover
     from smtp_magic.lab.server import LabServer, ReceivedMessage
     from smtp_magic.notebook.form import SendMailForm
     from smtp_magic.sendnotebook import NotebookSend, SkipEmail, send_notebook
@@ -100,9 +103,6 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Candidate": "smtp_magic.discover",
-    "Discovery": "smtp_magic.discover",
-    "discover": "smtp_magic.discover",
     "NotebookSend": "smtp_magic.sendnotebook",
     "SkipEmail": "smtp_magic.sendnotebook",
     "send_notebook": "smtp_magic.sendnotebook",
@@ -113,8 +113,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> _Any:
-    # The lab (aiosmtpd, trustme), the front ends (IPython, ipywidgets), discovery and
-    # notebook reports load on first use, so `import smtp_magic` stays quick.
+    # The lab (aiosmtpd, trustme), the front ends (IPython, ipywidgets) and notebook reports
+    # load on first use, so `import smtp_magic` stays quick.
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'smtp_magic' has no attribute {name!r}")

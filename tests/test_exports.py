@@ -33,3 +33,16 @@ def test_py_typed_is_shipped() -> None:
     from pathlib import Path
 
     assert (Path(smtp_magic.__file__).parent / "py.typed").exists()
+
+
+def test_public_names_stay_what_they_are_after_their_modules_load() -> None:
+    """A lazily loaded name must not be replaced by a submodule of the same name once that loads."""
+    code = (
+        "import smtp_magic.discover, smtp_magic.sendnotebook, smtp_magic.lab.server, "
+        "smtp_magic.notebook.form\n"
+        "import smtp_magic\n"
+        "print(sorted(n for n in smtp_magic.__all__ "
+        "if type(getattr(smtp_magic, n)).__name__ == 'module'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from smtp_magic.clinotebook import parameter_value
+from smtp_magic.cli.notebook import parameter_value
 from smtp_magic.errors import ComposeError, NotebookError, SettingsError
 from smtp_magic.lab.server import LabServer
 from smtp_magic.message.size import size_warnings

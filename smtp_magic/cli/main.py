@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smtp_magic import clilogin, clinotebook, clisetup
 from smtp_magic.auth.credentials import with_password
+from smtp_magic.cli import login as clilogin
+from smtp_magic.cli import notebook as clinotebook
+from smtp_magic.cli import setup as clisetup
 from smtp_magic.errors import ComposeError, SettingsError, SMTPMagicError
 from smtp_magic.message.compose import compose
 from smtp_magic.message.preview import preview
@@ -372,7 +374,3 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:  # type: ignore[no
     except KeyboardInterrupt:
         print("smtp-magic: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
