@@ -2,7 +2,7 @@
 
 Where candidates come from, in the order they rank:
 
-1. the built-in table (:mod:`smtp_magic.providers`), by the address's domain: no network at all;
+1. the built-in table (:mod:`smtp_magic.discovery.providers`), by the address's domain: no network at all;
 2. the domain's own autoconfig file over verified HTTPS (``https://autoconfig.<domain>/mail/
    config-v1.1.xml``, then ``https://<domain>/.well-known/autoconfig/mail/config-v1.1.xml``),
    parsed with defusedxml, at most 64 kB, within ``timeout``, never redirected off the domain;
@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from smtp_magic import autoconfig, providers
-from smtp_magic.discoverdns import Found, look_up
+from smtp_magic.discovery import autoconfig, providers
+from smtp_magic.discovery.lookups import Found, look_up
+from smtp_magic.discovery.providers import Login, Provider
 from smtp_magic.errors import SettingsError
 from smtp_magic.printable import printable
-from smtp_magic.providers import Login, Provider
 from smtp_magic.report import ProbeReport
 from smtp_magic.settings import Settings
 from smtp_magic.smtp import refusals

@@ -253,7 +253,7 @@ def test_certificate_for_another_name_is_refused(world: DiscoveryLab) -> None:
 
 
 def test_untrusted_ca_is_refused(world: DiscoveryLab) -> None:
-    from smtp_magic import discoverdns
+    from smtp_magic.discovery import lookups as discoverdns
 
     world.autoconfig("example.test", [("smtp.example.test", 465, "SSL")])
     saved, discoverdns.HTTPS_PORT = discoverdns.HTTPS_PORT, world.https_port

@@ -13,8 +13,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
-from smtp_magic import discoverdns
 from smtp_magic.cli import main
+from smtp_magic.discovery import lookups as discoverdns
 from smtp_magic.lab.discovery import DiscoveryLab
 from smtp_magic.notebook.config import SendMail
 from smtp_magic.notebook.form import SendMailForm

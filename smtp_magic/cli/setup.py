@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from smtp_magic.discover import discover
+from smtp_magic.discovery.advice import choose, export_lines, next_steps, resolver_at
 from smtp_magic.options import seconds_type
-from smtp_magic.setupadvice import choose, export_lines, next_steps, resolver_at
 
 __all__ = ["add_parser"]
 

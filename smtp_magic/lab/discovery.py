@@ -264,8 +264,8 @@ class DiscoveryLab:
 
     def discover(self, address: str, timeout: float = 2.0) -> Any:
         """``smtp_magic.discover(address)`` against this lab's DNS and HTTPS servers."""
-        from smtp_magic import discoverdns
         from smtp_magic.discover import discover
+        from smtp_magic.discovery import lookups as discoverdns
 
         saved, discoverdns.HTTPS_PORT = discoverdns.HTTPS_PORT, self.https_port
         try:

@@ -56,7 +56,7 @@ class Persona:
     """How one service greets, answers EHLO, offers AUTH and refuses.
 
     Attributes:
-        key: "gmail" or "microsoft365" (also the provider key of :mod:`smtp_magic.providers`).
+        key: "gmail" or "microsoft365" (also the provider key of :mod:`smtp_magic.discovery.providers`).
         name: The service's name.
         hostname: The name in its greeting and EHLO reply.
         ident: The rest of its greeting after the host name.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from smtp_magic.discover import Discovery, discover
+from smtp_magic.discovery.advice import next_steps
 from smtp_magic.notebook.formview import escape, show
-from smtp_magic.setupadvice import next_steps
 
 if TYPE_CHECKING:
     from smtp_magic.notebook.form import SendMailForm

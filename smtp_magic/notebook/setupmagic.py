@@ -6,10 +6,10 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from smtp_magic.discover import discover
+from smtp_magic.discovery.advice import choose, next_steps, resolver_at
 from smtp_magic.notebook.base import DefaultsMagics, argv
 from smtp_magic.notebook.display import _show
 from smtp_magic.options import seconds_type
-from smtp_magic.setupadvice import choose, next_steps, resolver_at
 
 __all__ = ["SetupMagics"]
 

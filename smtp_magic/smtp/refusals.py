@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from smtp_magic import providers
+from smtp_magic.discovery import providers
 from smtp_magic.phrasing import action, setting
 
 __all__ = ["REFUSALS", "Refusal", "enhanced_status", "explain", "match", "recognise"]

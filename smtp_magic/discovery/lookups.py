@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from smtp_magic import autoconfig
+from smtp_magic.discovery import autoconfig
 from smtp_magic.smtp import lookup
 
 __all__ = ["AUTOCONFIG_URLS", "HTTPS_PORT", "SRV_SERVICES", "Found", "look_up"]
