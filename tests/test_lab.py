@@ -393,7 +393,23 @@ def test_lab_restarts_after_stop() -> None:
             assert smtp.noop()[0] == 250
 
 
-def test_a_client_rejecting_the_ca_shows_one_line_in_a_notebook_cell(tmp_path: Path) -> None:
+CLIENTS_WITHOUT_THE_CA = {
+    587: (
+        "    with smtplib.SMTP('127.0.0.1', lab.ports[587], timeout=10) as client:\n"
+        "        client.starttls(context=ssl.create_default_context())\n"
+    ),
+    465: (  # the implicit-TLS role: asyncio alone would report nothing (lab/implicit.py)
+        "    with smtplib.SMTP_SSL('127.0.0.1', lab.ports[465], timeout=10,\n"
+        "                          context=ssl.create_default_context()):\n"
+        "        pass\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("role", sorted(CLIENTS_WITHOUT_THE_CA))
+def test_a_client_rejecting_the_ca_shows_one_line_in_a_notebook_cell(
+    tmp_path: Path, role: int
+) -> None:
     import nbformat
     from nbclient import NotebookClient
 
@@ -405,10 +421,7 @@ def test_a_client_rejecting_the_ca_shows_one_line_in_a_notebook_cell(tmp_path: P
             "lab = LabServer(ports={25: 0, 465: 0, 587: 0}).start()"
         ),
         nbformat.v4.new_code_cell(
-            "try:\n"
-            "    with smtplib.SMTP('127.0.0.1', lab.ports[587], timeout=10) as client:\n"
-            "        client.starttls(context=ssl.create_default_context())\n"
-            "except ssl.SSLCertVerificationError:\n"
+            "try:\n" + CLIENTS_WITHOUT_THE_CA[role] + "except ssl.SSLCertVerificationError:\n"
             "    print('the client refused the certificate')\n"
             "time.sleep(0.5)  # the lab's line comes from its own thread"
         ),

@@ -6,7 +6,7 @@ import logging
 import ssl
 from typing import Any
 
-__all__ = ["describe_failure", "log"]
+__all__ = ["describe_failure", "distrusts", "log"]
 
 log = logging.getLogger("smtp_magic.lab")
 """One line per event. Without logging configured, Python prints WARNING lines to stderr (the
@@ -20,6 +20,11 @@ _DISTRUST = {
     "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "certificate unknown",
     "TLSV1_ALERT_DECRYPT_ERROR": "certificate not trusted",
 }
+
+
+def distrusts(error: BaseException) -> bool:
+    """Whether ``error`` is a client's alert saying it does not trust the lab's certificate."""
+    return isinstance(error, ssl.SSLError) and str(error.reason or "") in _DISTRUST
 
 
 def _peer(peer: Any) -> str:

@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from smtp_magic.lab import events
+from smtp_magic.lab.implicit import ImplicitTLS
 
 __all__ = [
     "HOST",
@@ -126,15 +127,19 @@ class LabController(Controller):
         )
 
     def _create_server(self) -> Any:
-        # Controller has no ssl_handshake_timeout option (aiosmtpd #269): without it a plaintext
-        # client on the implicit-TLS port waits 60 s. Passing sock= also avoids the port-0 trap.
-        timeout = self._handshake_timeout if self.ssl_context is not None else None
-        return self.loop.create_server(
-            self._factory_invoker,
-            sock=self._sock,
-            ssl=self.ssl_context,
-            ssl_handshake_timeout=timeout,
-        )
+        # Passing sock= avoids aiosmtpd's port-0 trap. The implicit-TLS role does its own
+        # handshake (lab/implicit.py), with a timeout (Controller has no ssl_handshake_timeout,
+        # aiosmtpd #269: a plaintext client on the implicit-TLS port would wait 60 s).
+        context = self.ssl_context
+        if context is None:
+            return self.loop.create_server(self._factory_invoker, sock=self._sock)
+
+        def implicit() -> ImplicitTLS:
+            return ImplicitTLS(
+                self._factory_invoker(), context, self._handshake_timeout, self._cafile
+            )
+
+        return self.loop.create_server(implicit, sock=self._sock)
 
 
 class LabHandler:
