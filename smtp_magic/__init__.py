@@ -8,14 +8,11 @@ Importing the package loads neither IPython, ipywidgets nor aiosmtpd: the lab, t
 the magic load them when they are first used.
 """
 
+import sys as _sys
+import types as _types
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from smtp_magic.bulk import BulkReport, MessageResult, send_many
-
-# Imported here, not lazily: importing the submodule smtp_magic.discover would otherwise set
-# the package's attribute `discover` to the module, hiding the function.
-from smtp_magic.discover import Candidate, Discovery, discover
 from smtp_magic.errors import (
     AuthenticationError,
     CertificateError,
@@ -40,16 +37,18 @@ from smtp_magic.errors import (
     TLSHandshakeError,
     TLSUnavailableError,
 )
-from smtp_magic.message.compose import compose
-from smtp_magic.message.preview import MessagePreview, preview
-from smtp_magic.probe import probe
-from smtp_magic.report import PortProbe, ProbeReport, SendReport
-from smtp_magic.send import send
 from smtp_magic.settings import Settings
 
 if _TYPE_CHECKING:
+    from smtp_magic.bulk import BulkReport, MessageResult, send_many
+    from smtp_magic.discover import Candidate, Discovery, discover
     from smtp_magic.lab.server import LabServer, ReceivedMessage
+    from smtp_magic.message.compose import compose
+    from smtp_magic.message.preview import MessagePreview, preview
     from smtp_magic.notebook.form import SendMailForm
+    from smtp_magic.probe import probe
+    from smtp_magic.report import PortProbe, ProbeReport, SendReport
+    from smtp_magic.send import send
     from smtp_magic.sendnotebook import NotebookSend, SkipEmail, send_notebook
 
 __version__ = "0.1.0"
@@ -103,6 +102,20 @@ __all__ = [
 ]
 
 _LAZY = {
+    "BulkReport": "smtp_magic.bulk",
+    "MessageResult": "smtp_magic.bulk",
+    "send_many": "smtp_magic.bulk",
+    "Candidate": "smtp_magic.discover",
+    "Discovery": "smtp_magic.discover",
+    "discover": "smtp_magic.discover",
+    "compose": "smtp_magic.message.compose",
+    "MessagePreview": "smtp_magic.message.preview",
+    "preview": "smtp_magic.message.preview",
+    "probe": "smtp_magic.probe",
+    "PortProbe": "smtp_magic.report",
+    "ProbeReport": "smtp_magic.report",
+    "SendReport": "smtp_magic.report",
+    "send": "smtp_magic.send",
     "NotebookSend": "smtp_magic.sendnotebook",
     "SkipEmail": "smtp_magic.sendnotebook",
     "send_notebook": "smtp_magic.sendnotebook",
@@ -113,8 +126,9 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> _Any:
-    # The lab (aiosmtpd, trustme), the front ends (IPython, ipywidgets) and notebook reports
-    # load on first use, so `import smtp_magic` stays quick.
+    # Everything but the settings and the errors loads on first use, so `import smtp_magic`
+    # stays quick: the protocol, the messages, the lab (aiosmtpd, trustme), the front ends
+    # (IPython, ipywidgets) and notebook reports.
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'smtp_magic' has no attribute {name!r}")
@@ -123,6 +137,23 @@ def __getattr__(name: str) -> _Any:
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value
+
+
+class _Package(_types.ModuleType):
+    """The package module, keeping ``send``, ``probe`` and ``discover`` the functions.
+
+    Importing a submodule sets the package's attribute of that name to the submodule; for a
+    name that is also a lazily loaded function (``smtp_magic.send`` the module, ``send`` the
+    function), that would hide the function from ``from smtp_magic import send``.
+    """
+
+    def __setattr__(self, name: str, value: _Any) -> None:
+        if isinstance(value, _types.ModuleType) and name in _LAZY and name not in globals():
+            return  # the submodule stays reachable through sys.modules and its full name
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:
