@@ -11,43 +11,25 @@ import pytest
 from smtp_magic import Settings, SettingsError, compose, send
 from smtp_magic.auth.credentials import keyring_service, with_password
 from smtp_magic.lab.server import LabServer
-
-
-class _MemoryKeyring(keyring.backend.KeyringBackend):
-    """A real keyring backend that keeps passwords in a dict, as keyring's docs suggest for tests."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.passwords.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.passwords.pop((service, username), None)
+from tests.oauthhelpers import MemoryKeyring
 
 
 @pytest.fixture
-def memory_keyring() -> Iterator[_MemoryKeyring]:
+def memory_keyring() -> Iterator[MemoryKeyring]:
     previous = keyring.get_keyring()
-    backend = _MemoryKeyring()
+    backend = MemoryKeyring()
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
 
 
-def test_settings_password_wins(memory_keyring: _MemoryKeyring) -> None:
+def test_settings_password_wins(memory_keyring: MemoryKeyring) -> None:
     settings = Settings("smtp.example.org", username="alice", password="from-settings")
     memory_keyring.set_password(keyring_service(settings), "alice", "from-keyring")
     assert with_password(settings) is settings
 
 
-def test_keyring_password_sends(clean_lab: LabServer, memory_keyring: _MemoryKeyring) -> None:
+def test_keyring_password_sends(clean_lab: LabServer, memory_keyring: MemoryKeyring) -> None:
     settings = clean_lab.settings(587, password=None)
     memory_keyring.set_password(
         keyring_service(settings), settings.username or "", clean_lab.password
@@ -59,7 +41,7 @@ def test_keyring_password_sends(clean_lab: LabServer, memory_keyring: _MemoryKey
 
 
 def test_prompt_is_the_last_source(
-    memory_keyring: _MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+    memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[str] = []
 
@@ -73,7 +55,7 @@ def test_prompt_is_the_last_source(
     assert asked == ["Password for alice at smtp.example.org:587: "]
 
 
-def test_no_password_anywhere_says_where_to_put_one(memory_keyring: _MemoryKeyring) -> None:
+def test_no_password_anywhere_says_where_to_put_one(memory_keyring: MemoryKeyring) -> None:
     settings = Settings("smtp.example.org", username="alice")
     with pytest.raises(SettingsError) as info:
         with_password(settings, interactive=False)
@@ -83,7 +65,7 @@ def test_no_password_anywhere_says_where_to_put_one(memory_keyring: _MemoryKeyri
 
 
 def test_a_kernel_that_cannot_prompt_gets_our_error(
-    memory_keyring: _MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+    memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from IPython.core.error import StdinNotImplementedError
 
@@ -97,6 +79,6 @@ def test_a_kernel_that_cannot_prompt_gets_our_error(
         with_password(Settings("smtp.example.org", username="alice"))
 
 
-def test_no_username_needs_no_password(memory_keyring: _MemoryKeyring) -> None:
+def test_no_username_needs_no_password(memory_keyring: MemoryKeyring) -> None:
     settings = Settings("smtp.example.org")
     assert with_password(settings, interactive=False) is settings
