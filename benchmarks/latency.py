@@ -8,6 +8,7 @@ from the server), so "one round trip per message in steady state" is measured, n
 
 from __future__ import annotations
 
+import os
 import smtplib
 import ssl
 import subprocess
@@ -180,20 +181,23 @@ def lab_target(lab: Lab) -> Target:
 
 
 def postfix_target(postfix: Any) -> Target:
-    """A Postfix (benchmarks/postfix.py) with STARTTLS, as a submission port would offer."""
+    """A Postfix (benchmarks/postfix.py) as a submission service: STARTTLS, then AUTH."""
+    username, password = postfix.login
     return Target(
-        "Postfix (STARTTLS)",
+        "Postfix (STARTTLS, AUTH)",
         lambda port: Settings(
             HOST,
             port=port,
             security="starttls",
             cafile=postfix.cafile,
+            username=username,
+            password=password,
             sender="demo@lab.localhost",
             local_hostname=EHLO_NAME,
             timeout=30.0,
         ),
         ssl.create_default_context(cafile=postfix.cafile),
-        None,
+        postfix.login,
     )
 
 
@@ -201,12 +205,13 @@ def merge(results: Results, *, dry_rows: int, send_rows: int, postfix: Any | Non
     """%%sendmail --to-each over a large table (mergechild.py): dry-run time, peak RSS."""
     import json
 
-    def child(*args: str) -> dict[str, Any]:
+    def child(*args: str, password: str = "") -> dict[str, Any]:
         out = subprocess.run(
             [sys.executable, str(HERE / "mergechild.py"), *args],
             capture_output=True,
             text=True,
             check=True,
+            env={**os.environ, "SMTP_PASSWORD": password} if password else None,
         )
         return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -227,7 +232,10 @@ def merge(results: Results, *, dry_rows: int, send_rows: int, postfix: Any | Non
     results.key["merge dry run"] = f"{dry['seconds']:.2f} s"
     if postfix is None:
         return
-    sent = child(str(send_rows), "send", str(postfix.port), str(postfix.cafile))
+    username, password = postfix.login
+    sent = child(
+        str(send_rows), "send", str(postfix.port), str(postfix.cafile), username, password=password
+    )
     growth = (sent["peak_rss"] - sent["baseline_rss"]) / mib
     results.rows.append(
         Row(

@@ -1,8 +1,9 @@
 """Child process of the mail-merge benchmark: a %%sendmail --to-each over a large table, in a real IPython shell.
 
-Run by run.py as ``python benchmarks/mergechild.py ROWS MODE [PORT CAFILE]``; prints one JSON
+Run by run.py as ``python benchmarks/mergechild.py ROWS MODE [PORT CAFILE USER]``; prints one JSON
 line. MODE "dry": ``--dry-run`` (the time it takes, and the peak RSS); MODE "send": a real send
-to 127.0.0.1:PORT (a Postfix with STARTTLS whose CA is CAFILE), with the peak RSS of the whole
+to 127.0.0.1:PORT (a Postfix with STARTTLS whose CA is CAFILE, logging in as USER with
+the password in SMTP_PASSWORD), with the peak RSS of the whole
 process (VmHWM) and what it was before the cell (the table and IPython already loaded).
 """
 
@@ -37,8 +38,9 @@ def main() -> None:
     if mode == "dry":
         line += " --dry-run"
     else:
-        port, cafile = sys.argv[3], sys.argv[4]
+        port, cafile, user = sys.argv[3], sys.argv[4], sys.argv[5]
         line += f" --host 127.0.0.1 --port {port} --security starttls --cafile {cafile}"
+        line += f" --user {user}"
         line += " --quiet --no-progress --timeout 60"
     body = "Hello {{ name }}, your region **{{ region }}** is in this week's numbers.\n"
     gc.collect()

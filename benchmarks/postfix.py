@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 
 MASTER = "/usr/lib/postfix/sbin/master"  # Debian's daemon_directory
+SASLPASSWD = "/usr/sbin/saslpasswd2"  # Debian's sasl2-bin: the Cyrus SASL password database
+_REALM = "postfix.localhost"
 
 _QUEUE_DIRS = [
     (name, "root", 0o700)
@@ -85,13 +87,13 @@ myorigin = postfix.localhost
 mydestination =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
+mynetworks = {mynetworks}
+smtpd_relay_restrictions = permit_sasl_authenticated, permit_mynetworks, reject
 smtpd_recipient_restrictions =
     check_recipient_access inline:{{
         {{ nobody@example.org = 550 5.1.1 No such user here }},
         {{ busy@example.org = 450 4.2.1 Mailbox busy, try again later }} }},
-    permit_mynetworks, reject
+    permit_sasl_authenticated, permit_mynetworks, reject
 smtpd_peername_lookup = no
 disable_dns_lookups = yes
 smtp_dns_support_level = disabled
@@ -118,10 +120,12 @@ in_flow_delay = 0
 _MESSAGE_ID = re.compile(r"cleanup\[\d+\]: [0-9A-F]+: message-id=(<[^>]*>|\S*)")
 
 
-def available() -> str | None:
-    """None when Postfix can run here, else why not (a sentence)."""
+def available(*, sasl: bool = False) -> str | None:
+    """None when Postfix (with Cyrus SASL's tools, if ``sasl``) can run here, else why not."""
     if not Path(MASTER).exists():
         return "Debian's postfix package is not installed (.ci/run installs it)"
+    if sasl and not Path(SASLPASSWD).exists():
+        return "Debian's sasl2-bin package is not installed (.ci/run installs it)"
     if os.geteuid() != 0:
         return "Postfix's master must start as root (it runs its daemons as the postfix user)"
     return None
@@ -136,10 +140,18 @@ def _free_port() -> int:
 class Postfix:
     """A private Postfix instance: ``start()``, ``port``, ``message_ids()``, ``stop()``."""
 
-    def __init__(self, port: int | None = None, extra: str = "", *, tls: bool = False) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        extra: str = "",
+        *,
+        tls: bool = False,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         self.port = port or _free_port()
         self.extra = extra  # more main.cf lines
-        self.tls = tls  # offer STARTTLS with a certificate from a fresh trustme CA
+        self.tls = tls or login is not None  # STARTTLS with a certificate from a fresh trustme CA
+        self.login = login  # a submission service: AUTH (after STARTTLS) required to send
         self.cafile: str | None = None
         self.root = Path(tempfile.mkdtemp(prefix="smtp-magic-postfix-"))
         self.env = {**os.environ, "MAIL_CONFIG": str(self.root / "etc")}
@@ -156,7 +168,17 @@ class Postfix:
         (self.root / "queue").mkdir()
         (self.root / "data").mkdir()
         shutil.chown(self.root / "data", "postfix", "postfix")
-        (etc / "main.cf").write_text(_MAIN_CF.format(root=self.root) + self._tls() + self.extra)
+        main_cf = (
+            _MAIN_CF.format(
+                root=self.root,
+                # With a login, only a logged-in client may send (as on a submission port).
+                mynetworks="127.0.0.0/8" if self.login is None else "127.0.0.255/32",
+            )
+            + self._tls()
+            + self._sasl()
+            + self.extra
+        )
+        (etc / "main.cf").write_text(main_cf)
         (etc / "master.cf").write_text(_MASTER_CF.format(port=f"127.0.0.1:{self.port}"))
         # The queue's subdirectories with the owners Postfix wants (what `postfix check` would
         # make, without its 3 s of checks), then the master itself, waiting until it is ready.
@@ -206,6 +228,36 @@ class Postfix:
             "smtpd_tls_security_level = may\n"
             "smtpd_tls_loglevel = 0\n"
             "tls_random_source = dev:/dev/urandom\n"
+        )
+
+    def _sasl(self) -> str:
+        """main.cf lines for a submission service: AUTH PLAIN/LOGIN over TLS only, required."""
+        if self.login is None:
+            return ""
+        username, password = self.login
+        sasl = self.root / "etc" / "sasl"
+        sasl.mkdir()
+        database = sasl / "sasldb2"
+        (sasl / "smtpd.conf").write_text(
+            f"pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\n"
+            f"sasldb_path: {database}\n"
+        )
+        subprocess.run(
+            [SASLPASSWD, "-p", "-c", "-f", str(database), "-u", _REALM, username],
+            input=password.encode(),
+            check=True,
+            timeout=30,
+        )
+        shutil.chown(database, "postfix", "postfix")
+        database.chmod(0o600)
+        return (
+            "smtpd_sasl_auth_enable = yes\n"
+            "smtpd_sasl_type = cyrus\n"
+            "smtpd_sasl_path = smtpd\n"
+            f"cyrus_sasl_config_path = {sasl}\n"
+            f"smtpd_sasl_local_domain = {_REALM}\n"
+            "smtpd_tls_auth_only = yes\n"
+            "smtpd_sasl_security_options = noanonymous\n"
         )
 
     def log(self) -> str:

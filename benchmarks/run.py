@@ -17,7 +17,8 @@ LabServer (587 role: STARTTLS and AUTH, certificate verified) in a separate proc
 - peak memory while sending a 25 MiB attachment, over the process's baseline (memchild.py);
 - issue 16, over a modelled 50 ms link (delayproxy.py: 25 ms each way, TCP handshake included),
   100 messages: send_many vs the stdlib loop on one connection and vs reconnecting per message,
-  in front of the lab and of a real Postfix with STARTTLS (postfix.py), round trips counted;
+  in front of the lab and of a real Postfix as a submission service (postfix.py: STARTTLS,
+  then AUTH PLAIN against Cyrus SASL's sasldb), round trips counted;
 - rate="30/min" for two minutes (61 messages), the rate achieved at the server;
 - a %%sendmail --to-each mail merge: --dry-run over 100,000 rows, and a real send of
   --merge-rows rows (default 10,000) to Postfix, with the peak RSS (mergechild.py).
@@ -42,6 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cases  # sibling modules, found through the path set above
 import latency
 from postfix import Postfix, available
+
+POSTFIX_LOGIN = ("bench", "postfix-bench-password")
+"""The one account of the benchmark's Postfix (a submission service: STARTTLS, then AUTH)."""
 
 
 def _machine() -> str:
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     lab = cases.Lab()
     stack = contextlib.ExitStack()
     postfix = None
-    postfix_note = available()
+    postfix_note = available(sasl=True)
     try:
         steps = [
             (
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
         if postfix_note is None:
-            postfix = stack.enter_context(Postfix(tls=True))
+            postfix = stack.enter_context(Postfix(login=POSTFIX_LOGIN))
             steps.append(
                 (
                     "50 ms link, Postfix",

@@ -292,3 +292,29 @@ def test_scripted_refusals_through_the_magic(
     assert isinstance(result.error_in_exec, SMTPMagicError)
     assert result.error_in_exec.refusal == key
     assert rule.meaning in captured.stdout and _shown_fix(rule, captured.stdout)
+
+
+@pytest.mark.parametrize("logged_in", [False, True])
+def test_access_denied_to_a_client_that_did_not_log_in_says_log_in(
+    certs: Certs,  # noqa: F811
+    logged_in: bool,
+) -> None:
+    """Postfix's words for a submission service's anonymous client; AUTH is offered after TLS."""
+    dialog = Dialog(
+        greeting="220 mail.example.org ESMTP", tls=certs.server_context(), implicit=True
+    )
+    dialog.answer("RCPT", "554 5.7.1 <bob@example.org>: Recipient address rejected: Access denied")
+    with scripted(dialog) as server:
+        settings = _scripted_settings(server.port, certs)
+        if not logged_in:
+            settings = dataclasses.replace(settings, username=None, password=None)
+        with pytest.raises(SMTPMagicError) as caught:
+            send(_message(), settings)
+    error = caught.value
+    if logged_in:  # a logged-in client refused: not a missing login; the generic explanation
+        assert error.refusal is None
+        assert "log in" not in str(error).lower()
+    else:
+        assert error.refusal == "login-required"
+        assert "did not log in" in str(error) and "username=" in str(error)
+        assert "--user NAME" in render(error.template, "cli")

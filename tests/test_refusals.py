@@ -103,3 +103,13 @@ def test_fix_reads_right_in_every_front_end(front_end: str) -> None:
 def test_each_rule_cites_a_source() -> None:
     for rule in refusals.REFUSALS:
         assert rule.source and rule.meaning.endswith(".") and rule.fix.endswith(".")
+
+
+def test_login_required_only_for_a_client_that_did_not_log_in() -> None:
+    text = "5.7.1 <bob@example.org>: Recipient address rejected: Access denied"
+    rule = refusals.match(554, text, None, anonymous=True)
+    assert rule is not None and rule.key == "login-required"
+    assert refusals.match(554, text, None) is None  # logged in (or no AUTH offered): unknown
+    # A provider's own rule still wins for an anonymous client.
+    gmail = "5.7.0 Authentication Required. Learn more at https://support.google.com/mail/?p=WantAuthError"
+    assert refusals.match(530, gmail, "gmail", anonymous=True).key == "gmail-auth-required"  # type: ignore[union-attr]

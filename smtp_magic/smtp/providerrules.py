@@ -57,7 +57,14 @@ def _known_refusal(c: Context) -> errors.SMTPMagicError | None:
         return None
     code, reply = found
     provider = refusals.recognise(c.settings.host, c.session.greeting or "")
-    rule = refusals.match(code, reply, provider)
+    session = c.session
+    # A sender or recipient refused a client that could have logged in and did not.
+    anonymous = (
+        c.phase in ("mail", "rcpt")
+        and session.auth_mechanism is None
+        and "auth" in session.extensions
+    )
+    rule = refusals.match(code, reply, provider, anonymous=anonymous)
     if rule is None:
         return None
     shown = strip_markers(reply)

@@ -35,6 +35,8 @@ class Refusal:
         meaning: What happened, in the provider's terms.
         fix: What to change, in the provider's terms.
         source: Where the text and the fix were confirmed.
+        anonymous: True when it applies only to a client that did not log in, at a server
+            that offers AUTH.
     """
 
     key: str
@@ -46,9 +48,17 @@ class Refusal:
     meaning: str
     fix: str
     source: str
+    anonymous: bool = False
 
-    def matches(self, code: int, reply: str, provider: str | None) -> bool:
-        """Whether this rule explains ``code``/``reply`` from ``provider`` (a key or None)."""
+    def matches(
+        self, code: int, reply: str, provider: str | None, *, anonymous: bool = False
+    ) -> bool:
+        """Whether this rule explains ``code``/``reply`` from ``provider`` (a key or None).
+
+        ``anonymous``: the client did not log in, and the server offers AUTH.
+        """
+        if self.anonymous and not anonymous:
+            return False
         if self.codes and code not in self.codes:
             return False
         found = enhanced_status(reply)
@@ -197,6 +207,16 @@ REFUSALS: tuple[Refusal, ...] = (
     ),
     # --- every provider (RFC 3463 enhanced status codes) -------------------------------------
     Refusal(
+        "login-required", (), (530, 550, 553, 554), "5.7.", r"", False,
+        "The server refused a client that did not log in: it offers AUTH, and takes mail only "
+        "from clients that log in (as a submission service does).",
+        "Log in (" + setting("username") + ") with your account's password or token.",
+        # RFC 4954 section 6 (530 5.7.0 Authentication required); RFC 6409 section 4.3; Postfix
+        # answers "554 5.7.1 <rcpt>: Recipient address rejected: Access denied" (tests/test_postfix.py)
+        "RFC 4954 section 6; RFC 6409 section 4.3",
+        anonymous=True,
+    ),
+    Refusal(
         "relay-denied", (), (550, 551, 554), "5.7.1", r"relay", False,
         "The server will not relay this message for you: it takes mail for other domains only "
         "from clients that log in.",
@@ -262,10 +282,18 @@ def recognise(host: str = "", greeting: str = "", provider: str | None = None) -
     return known.key if known else None
 
 
-def match(code: int, reply: str, provider: str | None = None) -> Refusal | None:
-    """The known refusal that explains ``code``/``reply``, provider rules first, or None."""
+def match(
+    code: int, reply: str, provider: str | None = None, *, anonymous: bool = False
+) -> Refusal | None:
+    """The known refusal that explains ``code``/``reply``, provider rules first, or None.
+
+    ``anonymous``: the client did not log in, and the server offers AUTH.
+    """
     text = " ".join(reply.split())
-    return next((rule for rule in REFUSALS if rule.matches(code, text, provider)), None)
+    return next(
+        (rule for rule in REFUSALS if rule.matches(code, text, provider, anonymous=anonymous)),
+        None,
+    )
 
 
 def explain(
