@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 
 __all__ = ["Secret", "SecretStr"]
 
@@ -15,7 +15,9 @@ class Secret:
     Debuggers, ``%xmode Verbose``, pytest ``--showlocals`` and error reporters print the local
     variables of every frame. Code on the way to the wire therefore passes a ``Secret`` around
     and unwraps it only inside the expression that encodes or writes it, so that no frame ever
-    holds the plain value in a local variable.
+    holds the plain value in a local variable. Build one from a ``SecretStr`` (whose repr is
+    masked too) or from other Secrets and non-secret bytes (``b"\\0" + secret``);
+    tests/test_secret_frames.py checks every line of a real login.
 
     Example:
         >>> Secret("hunter2")
@@ -35,16 +37,23 @@ class Secret:
         """The secret as text; use only inside the expression that needs it."""
         return self._value.decode("utf-8")
 
+    # Each operation computes its bytes straight into a new Secret's slot: passing them to
+    # __init__ (or to base64.b64encode) would put them in that frame's locals for an instant.
     def __add__(self, other: Secret | bytes) -> Secret:
-        tail = other._value if isinstance(other, Secret) else other
-        return Secret(self._value + tail)
+        joined = Secret.__new__(Secret)
+        joined._value = self._value + (other._value if isinstance(other, Secret) else other)
+        return joined
 
     def __radd__(self, other: bytes) -> Secret:
-        return Secret(other + self._value)
+        joined = Secret.__new__(Secret)
+        joined._value = other + self._value
+        return joined
 
     def b64(self) -> Secret:
         """The base64 form (no line breaks), as SMTP AUTH sends it (RFC 4954 section 4)."""
-        return Secret(base64.b64encode(self._value))
+        encoded = Secret.__new__(Secret)
+        encoded._value = binascii.b2a_base64(self._value, newline=False)  # C: no Python frame
+        return encoded
 
     def __len__(self) -> int:
         return len(self._value)

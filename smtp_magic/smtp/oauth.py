@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from smtp_magic.errors import AuthenticationError, SMTPMagicError
 from smtp_magic.phrasing import action, strip_markers
-from smtp_magic.secret import Secret
+from smtp_magic.secret import Secret, SecretStr
 from smtp_magic.smtp import sasl
 
 if TYPE_CHECKING:
@@ -105,6 +105,18 @@ class OAuthFailure:
         return f"the server refused the token (status {self.status})"
 
 
+class _Got:
+    """What a token function returned, behind a masked repr (a traceback's locals show it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: object = None
+
+    def __repr__(self) -> str:
+        return "<token function's result>"
+
+
 def fetch_token(token: str | Callable[[], str]) -> Secret:
     """The access token as a Secret: the string itself, or what the callable returns now.
 
@@ -115,8 +127,9 @@ def fetch_token(token: str | Callable[[], str]) -> Secret:
     if not callable(token):
         return Secret(token)
     failed = ""
+    got = _Got()  # the token goes straight into it: never a local variable of this frame
     try:
-        value = token()
+        got.value = token()
     except SMTPMagicError:
         raise
     except Exception as exc:
@@ -131,11 +144,15 @@ def fetch_token(token: str | Callable[[], str]) -> Secret:
             "as a string.",
             phase="auth",
         )
-    if isinstance(value, str) and value.strip() and "\r" not in value and "\n" not in value:
-        return Secret(value)
-    kind = "without a usable token" if isinstance(value, str) else "instead of a string"
-    kind = f"{type(value).__name__} {kind}"
-    del value  # it may be a token with a stray line break: keep it out of the traceback's locals
+    if (
+        isinstance(got.value, str)
+        and got.value.strip()
+        and "\r" not in got.value
+        and "\n" not in got.value
+    ):
+        return Secret(SecretStr(got.value))  # SecretStr: a masked repr in Secret.__init__ too
+    kind = "without a usable token" if isinstance(got.value, str) else "instead of a string"
+    kind = f"{type(got.value).__name__} {kind}"
     raise AuthenticationError(
         f"The token function returned {kind}: it must return the access token as a non-empty "
         "string of one line.",
