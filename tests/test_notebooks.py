@@ -34,12 +34,6 @@ def test_notebook_is_clean_and_executed(path: Path) -> None:
     assert "What you will learn" in "".join(first["source"])
 
 
-# Tutorials that do not (yet) show their mistakes as pictures; every other tutorial must pair
-# each failing cell with its diagram and the fix. 07 and 08 (OAuth2, discovery) show their
-# failures and fixes without `%load_ext smtp_magic`, so without the diagram: to be converted.
-WITHOUT_MISTAKE_PAIR = {"08-finding-your-settings.ipynb"}
-
-
 def _text(cell: dict) -> str:  # type: ignore[type-arg]
     """Everything a code cell's stored outputs show, as one string."""
     parts = []
@@ -55,9 +49,7 @@ def _failed(cell: dict) -> bool:  # type: ignore[type-arg]
     return any(o["output_type"] == "error" for o in cell.get("outputs", []))
 
 
-@pytest.mark.parametrize(
-    "path", [p for p in NOTEBOOKS if p.name not in WITHOUT_MISTAKE_PAIR], ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_each_mistake_fails_with_its_picture_then_the_fix_succeeds(path: Path) -> None:
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     pairs = []
