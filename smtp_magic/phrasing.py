@@ -241,7 +241,11 @@ _PHRASES: dict[str, _Phrases] = {
             "probe": lambda _: "the Test connection button",
             "password": lambda _: "type it in the form's Password field",
             "password_source": lambda _: "the form's Password field",
-            "sign_in": lambda _: "the form's Sign in button",
+            "sign_in": lambda how: (
+                "Browser beside the Sign in button (chosen for you now), then Sign in again"
+                if "--browser" in how
+                else "the form's Sign in button"
+            ),
         },
     ),
 }

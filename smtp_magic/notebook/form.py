@@ -108,7 +108,7 @@ class SendMailForm(FormWidgets):
         super().__init__(
             base,
             password_placeholder=self._password_placeholder(),
-            sign_in=self._tokens is not None,
+            sign_in=getattr(self._tokens, "provider", None),
         )
         self.signin_button.on_click(self._guard(self._on_sign_in))
         self.send_button.on_click(self._guard(self._on_send))
@@ -166,9 +166,7 @@ class SendMailForm(FormWidgets):
         """Sign in off the kernel thread; the code or link shows in the status."""
         from smtp_magic.notebook.loginmagic import form_sign_in_job
 
-        self._start(
-            "Starting the sign-in...", form_sign_in_job(self._tokens, self.status, self.paste_box)
-        )
+        self._start("Starting the sign-in...", form_sign_in_job(self._tokens, self))
 
     def _take_password(self) -> None:
         """Move a typed password out of the widget (synced state) into a private attribute."""

@@ -80,10 +80,14 @@ class FormWidgets:
     Args:
         base: The settings whose host, port, security, username and sender fill the fields.
         password_placeholder: What the empty Password field says (it is never given a value).
-        sign_in: Show the "Sign in" button (the settings log in with an OAuth2 token provider).
+        sign_in: The OAuth2 provider ("microsoft", "google") whose token provider the settings
+            log in with: shows the "Sign in" button (and, for Microsoft, the choice between a
+            device code and the browser). None: no sign-in.
     """
 
-    def __init__(self, base: Settings, *, password_placeholder: str, sign_in: bool = False) -> None:
+    def __init__(
+        self, base: Settings, *, password_placeholder: str, sign_in: str | None = None
+    ) -> None:
         wide = W.Layout(width="40em")
         style = {"description_width": "8em"}
 
@@ -134,16 +138,7 @@ class FormWidgets:
         self.send_button = W.Button(description="Send", button_style="primary", icon="paper-plane")
         self.preview_button = W.Button(description="Preview", icon="eye")
         self.test_button = W.Button(description="Test connection", icon="plug")
-        # Shown only when the settings carry an OAuth2 token provider (after %smtp_login).
-        self.signin_button = W.Button(description="Sign in", icon="key")
-        # Where a browser sign-in's final address is pasted when the browser cannot reach the
-        # kernel (JupyterHub, Binder); shown only while such a sign-in waits, emptied when read.
-        self.paste_box = W.Text(
-            description="Paste",
-            placeholder="the address your browser ends on after signing in",
-            layout=W.Layout(width="40em", display="none"),
-            style={"description_width": "8em"},
-        )
+        self._sign_in_widgets(sign_in)
         self.buttons: tuple[W.Button, ...] = (
             self.send_button,
             self.preview_button,
@@ -161,6 +156,28 @@ class FormWidgets:
 
         self._lay_out()
 
+    def _sign_in_widgets(self, sign_in: str | None) -> None:
+        """The Sign in button, the choice of how (Microsoft), and the Paste field."""
+        # Shown only when the settings carry an OAuth2 token provider (after %smtp_login).
+        self.signin_button = W.Button(description="Sign in", icon="key")
+        # Microsoft: a device code (a link and a code, any browser) or the browser sign-in (what
+        # a tenant whose Conditional Access blocks device codes needs). Google: browser only.
+        self.signin_method = W.ToggleButtons(
+            options=[("Device code", "device"), ("Browser", "browser")],
+            value="device",
+            tooltips=["a link and a code to type, in any browser", "sign in in this browser"],
+            layout=W.Layout(display="" if sign_in == "microsoft" else "none"),
+            style={"button_width": "7em"},
+        )
+        # Where a browser sign-in's final address is pasted when the browser cannot reach the
+        # kernel (JupyterHub, Binder); shown only while such a sign-in waits, emptied when read.
+        self.paste_box = W.Text(
+            description="Paste",
+            placeholder="the address your browser ends on after signing in",
+            layout=W.Layout(width="40em", display="none"),
+            style={"description_width": "8em"},
+        )
+
     def _lay_out(self) -> None:
         """Give every widget its CSS class and error line, and arrange them in ``self.box``."""
         self.errors: dict[str, W.HTML] = {}
@@ -177,6 +194,7 @@ class FormWidgets:
             ("preview", self.preview_button),
             ("test", self.test_button),
             ("signin", self.signin_button),
+            ("signin-method", self.signin_method),
             ("address", self.address),
             ("find", self.find_button),
             ("status", self.status),
@@ -193,7 +211,8 @@ class FormWidgets:
                 heading("Server"),
                 W.HBox([self.address, self.find_button]),
                 *(rows[n] for n in ("host", "port", "security", "username", "password")),
-                W.HBox([self.test_button, *self.buttons[3:]]),  # + Sign in, when shown
+                # + Sign in and (Microsoft) how, when the settings sign in with OAuth2
+                W.HBox([self.test_button, *self.buttons[3:], self.signin_method]),
                 self.paste_box,
                 heading("Message"),
                 *(rows[n] for n in ("sender", "to", "cc", "subject", "body", "files", "variables")),
@@ -212,7 +231,7 @@ class FormWidgets:
         for name in FIELDS:
             getattr(self, name).close()
             self.errors[name].close()
-        for widget in (*self.buttons, self.signin_button, self.paste_box):
+        for widget in (*self.buttons, self.signin_button, self.signin_method, self.paste_box):
             widget.close()
         for widget in (self.address, self.find_button):
             widget.close()

@@ -11,7 +11,7 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from smtp_magic.auth.oauth import Prompt
-from smtp_magic.errors import SMTPMagicError
+from smtp_magic.errors import SignInError, SMTPMagicError
 from smtp_magic.notebook.base import DefaultsMagics
 
 __all__ = ["LoginMagics", "form_sign_in_job", "prompt_bundle"]
@@ -32,14 +32,17 @@ def prompt_bundle(prompt: Prompt) -> dict[str, str]:
     return {"text/html": rich, "text/plain": prompt.message}
 
 
-def form_sign_in_job(tokens: Any, status: Any, paste_box: Any = None) -> Callable[[], str]:
-    """The form's Sign in: a job for its worker thread that shows the code or link in ``status``.
+def form_sign_in_job(tokens: Any, form: Any) -> Callable[[], str]:
+    """The form's Sign in: a job for its worker thread that shows the code or link in the form.
 
     A click is a person at the front end, so there is no headless check (``interactive=True``).
-    Google signs in in the browser: the form then takes whichever comes first, the redirect to
-    this machine's listener (a local browser) or the address pasted into ``paste_box`` (a
-    browser that cannot reach the kernel).
+    Microsoft signs in with a device code, or in the browser when the form's "Sign in with" says
+    Browser; Google always in the browser. A browser sign-in takes whichever comes first: the
+    redirect to this machine's listener (a local browser) or the address pasted into the form's
+    Paste field (a browser that cannot reach the kernel: JupyterHub, Binder).
     """
+    status, paste_box = form.status, form.paste_box
+    browser = tokens.provider == "google" or form.signin_method.value == "browser"
 
     def show(prompt: Prompt) -> None:
         status.value = prompt_bundle(prompt)["text/html"]
@@ -64,8 +67,16 @@ def form_sign_in_job(tokens: Any, status: Any, paste_box: Any = None) -> Callabl
             paste_box.value, paste_box.layout.display = "", "none"
 
     def job() -> str:
-        how = {"paste": paste} if tokens.provider == "google" and paste_box is not None else {}
-        account = str(tokens.sign_in(show, interactive=True, **how))
+        how: dict[str, Any] = {"method": "browser", "paste": paste} if browser else {}
+        if tokens.provider == "google":
+            how.pop("method", None)  # Google has only the browser flow
+        try:
+            account = str(tokens.sign_in(show, interactive=True, **how))
+        except SignInError as exc:
+            if "--browser" in exc.template and not browser:
+                # Conditional Access blocks device codes here: the fix is the other choice.
+                form.signin_method.value = "browser"
+            raise
         status.value = (
             f"<b>Signed in</b> as {html.escape(account)}; Send now logs in with the token."
         )
