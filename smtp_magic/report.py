@@ -12,7 +12,13 @@ if TYPE_CHECKING:
     from smtp_magic.diagram import Diagram
 
 from smtp_magic.phrasing import render
-from smtp_magic.tlsinfo import CertInfo, TLSInfo, auth_offered_before_tls, card_html
+from smtp_magic.tlsinfo import (
+    CertInfo,
+    TLSInfo,
+    auth_offered_before_tls,
+    card_html,
+    card_text,
+)
 
 __all__ = [
     "CertInfo",
@@ -331,12 +337,14 @@ class ProbeReport:
 
         notes = listing({p.port: p.note_for(front_end) for p in self.ports})
         greetings = listing({p.port: p.greeting for p in self.ports})
-        certs = listing(
-            {p.port: str(p.tls.certificate) for p in self.ports if p.tls and p.tls.certificate}
-        )
         tail = ("\nnotes:\n" + "\n".join(notes)) if notes else ""
         tail += ("\ngreetings:\n" + "\n".join(greetings)) if greetings else ""
-        tail += ("\ncertificates:\n" + "\n".join(certs)) if certs else ""
+        for p in self.ports:  # the certificate-and-TLS card of each port, as in the HTML
+            if p.tls or p.auth_before_tls:
+                card = card_text(p.tls, auth_before_tls=p.auth_before_tls, width=width - 4)
+                tail += f"\nport {p.port}, certificate and TLS:\n" + "\n".join(
+                    "  " + line for line in card
+                )
         return f"Probe of {self.host}\n" + "\n".join(lines) + tail
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,6 +17,7 @@ __all__ = [
     "auth_offered_before_tls",
     "card_html",
     "card_rows",
+    "card_text",
 ]
 
 
@@ -160,3 +163,28 @@ def card_html(
             f"<td style='text-align:left'{color}>{html.escape(value)}</td></tr>"
         )
     return f"<table><caption style='text-align:left'><strong>{html.escape(title)}</strong></caption>{''.join(cells)}</table>"
+
+
+def card_text(
+    tls: TLSInfo | None, *, auth_before_tls: Sequence[str] = (), width: int = 100
+) -> list[str]:
+    """The card as text lines: a row each, its value wrapped to ``width`` columns."""
+    rows = card_rows(tls, auth_before_tls=auth_before_tls)
+    label_width = max(len(label) for label, _ in rows) + 2
+    lines: list[str] = []
+    for label, value in rows:
+        # "(in 12 days)" stays on one line (textwrap breaks only at ASCII whitespace).
+        kept = _DAYS.sub(lambda found: found.group().replace(" ", "\xa0"), value)
+        wrapped = textwrap.wrap(
+            kept,
+            width,
+            initial_indent=label.ljust(label_width),
+            subsequent_indent=" " * label_width,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        lines += [line.replace("\xa0", " ") for line in wrapped]
+    return lines
+
+
+_DAYS = re.compile(r"\((in|EXPIRED) \d+ days?( ago)?\)")

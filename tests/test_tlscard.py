@@ -52,6 +52,34 @@ def test_by_ip_address_no_sni_and_the_ip_entry_matched(lab: LabServer) -> None:
     assert "never sent as SNI" in dict(card_rows(report.tls))["SNI sent"]
 
 
+def test_the_probe_prints_each_port_s_card(lab: LabServer) -> None:
+    """`smtp-magic probe` in a terminal: SNI, the name matched and the chain, not only in HTML."""
+    import io
+
+    from smtp_magic.cli import main
+
+    out = io.StringIO()
+    port = lab.ports[465]
+    code = main(["probe", "127.0.0.1", "--port", str(port), "--cafile", lab.cafile], out=out)
+    text = out.getvalue()
+    assert code == 0, text
+    card = text[text.index(f"port {port}, certificate and TLS:") :].splitlines()
+    assert card[1].split() == ["TLS", *card_rows_tls(card[1])]
+    assert any(line.split()[:2] == ["SNI", "sent"] and "never sent as SNI" in line for line in card)
+    assert any("Name" in line and "127.0.0.1 matched IP Address 127.0.0.1" in line for line in card)
+    assert any(line.split()[:2] == ["Certificate", "verified"] for line in card)
+    chain = [line.strip() for line in card if " 0. " in line or line.strip().startswith("1. ")]
+    assert chain[0].startswith("Chain") and "0. localhost, issued by smtp_magic lab CA" in chain[0]
+    assert chain[1].startswith("1. smtp_magic lab CA, issued by smtp_magic lab CA")
+
+
+def card_rows_tls(line: str) -> list[str]:
+    """The words after "TLS" on the card's first row: the version, "cipher" and its name."""
+    words = line.split()[1:]
+    assert words[0].startswith("TLSv1.") and words[1] == "cipher"
+    return words
+
+
 def test_auth_offered_before_tls_is_warned_about(certs: Certs) -> None:  # noqa: F811
     def accept(*args: object) -> AuthResult:  # never called: nothing logs in
         raise AssertionError("no login expected")
@@ -65,6 +93,12 @@ def test_auth_offered_before_tls_is_warned_about(certs: Certs) -> None:  # noqa:
     assert port.auth_before_tls  # aiosmtpd advertises AUTH in plaintext here
     html = table._repr_html_()
     assert "offered AUTH" in html and "before TLS" in html
+    text = str(table)  # what `smtp-magic probe` prints: the same card, as text
+    assert f"port {server.port}, certificate and TLS:" in text
+    warning = text[text.index("  Warning") :]
+    assert "offered AUTH" in " ".join(warning.split()) and "smtp_magic never does" in text
+    warned = warning.split("\n  Name")[0].split("\n  TLS")[0].splitlines()
+    assert len(warned) > 1 and all(len(line) <= 100 for line in warned)  # prose, wrapped
     assert auth_offered_before_tls(settings_report.transcript) == port.auth_before_tls
     assert "offered AUTH" in settings_report._repr_html_()
     assert server.verbs().count("AUTH") == 0
