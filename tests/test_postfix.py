@@ -186,5 +186,5 @@ def test_no_login_at_a_submission_postfix_is_refused_and_says_log_in(
     error = caught.value
     assert error.recipients["bob@example.org"][0] == 554
     assert error.refusal == "login-required"
-    assert "did not log in" in str(error) and "username=" in str(error)
+    assert "did not log in" in str(error) and "Set username=" in str(error)
     assert server.received() == before  # type: ignore[attr-defined]

@@ -316,5 +316,6 @@ def test_access_denied_to_a_client_that_did_not_log_in_says_log_in(
         assert "log in" not in str(error).lower()
     else:
         assert error.refusal == "login-required"
-        assert "did not log in" in str(error) and "username=" in str(error)
+        assert "did not log in" in str(error) and "Set username=" in str(error)
         assert "--user NAME" in render(error.template, "cli")
+        assert "SMTP_PASSWORD" in render(error.template, "cli")

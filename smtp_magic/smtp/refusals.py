@@ -207,13 +207,14 @@ REFUSALS: tuple[Refusal, ...] = (
     ),
     # --- every provider (RFC 3463 enhanced status codes) -------------------------------------
     Refusal(
-        "login-required", (), (530, 550, 553, 554), "5.7.", r"", False,
+        "login-required", (), (550, 553, 554), "5.7.", r"", False,
         "The server refused a client that did not log in: it offers AUTH, and takes mail only "
         "from clients that log in (as a submission service does).",
-        "Log in (" + setting("username") + ") with your account's password or token.",
-        # RFC 4954 section 6 (530 5.7.0 Authentication required); RFC 6409 section 4.3; Postfix
-        # answers "554 5.7.1 <rcpt>: Recipient address rejected: Access denied" (tests/test_postfix.py)
-        "RFC 4954 section 6; RFC 6409 section 4.3",
+        "Set " + setting("username") + " (the password comes from " + action("password_source")
+        + "), or sign in with OAuth2.",
+        # RFC 6409 section 4.3; Postfix answers "554 5.7.1 <rcpt>: Recipient address rejected:
+        # Access denied" (tests/test_postfix.py). A 530 is the generic rules' "requires a login".
+        "RFC 6409 section 4.3; RFC 3463 section 3.8",
         anonymous=True,
     ),
     Refusal(
