@@ -9,13 +9,14 @@ import io
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.policy import EmailPolicy, Policy
+from email.policy import Policy
 from email.utils import getaddresses
 from typing import Any
 
 from smtp_magic.errors import ComposeError, MessageRejectedError
 from smtp_magic.message.addresses import check_headers
 from smtp_magic.message.size import over_provider_limit, size_warnings
+from smtp_magic.message.wirefold import wire_policy
 from smtp_magic.report import SendReport, with_message_data
 from smtp_magic.settings import Settings
 from smtp_magic.smtp.session import Delivery, Session, open_session
@@ -91,11 +92,12 @@ def prepare(message: EmailMessage, settings: Settings) -> Outgoing:
     small = _payload_size(outgoing) <= _SLICE
     if not small:
         _set_boundaries(outgoing)  # worth it only for large messages: set_boundary re-parses
-    policy = _wire_policy(outgoing.policy, smtputf8)
+    policy = wire_policy(outgoing.policy, smtputf8)
     sink: _Chunks | io.BytesIO = _Chunks() if not small else io.BytesIO()
     generator = _Generator if not small else _SmallGenerator
     try:
-        generator(sink, mangle_from_=False, policy=policy).flatten(outgoing, linesep="\r\n")
+        # The policy has CRLF line ends already: no linesep here, which would clone it again.
+        generator(sink, mangle_from_=False, policy=policy).flatten(outgoing)
     except UnicodeEncodeError as exc:
         # A hand-built part whose text has no charset to encode it (set_payload("héllo")): the
         # email package itself cannot write it (compose() always declares one).
@@ -123,16 +125,6 @@ def _from_header(policy: Policy, sender: str) -> object:
     """The parsed From header for ``sender``: parsing an address costs more than sending it,
     and ``send_many`` adds the same From to every message (header objects are immutable)."""
     return policy.header_factory("From", sender)  # type: ignore[attr-defined]
-
-
-@functools.lru_cache(maxsize=32)
-def _wire_policy(policy: Policy, smtputf8: bool) -> Policy:
-    """``policy`` with CRLF line ends (and SMTPUTF8's utf8): policies are immutable, and
-    cloning one for every message of a mail merge costs more than its MAIL command."""
-    wire = policy.clone(linesep="\r\n")
-    if isinstance(wire, EmailPolicy):  # compat32 (a message parsed by default) has no utf8
-        wire = wire.clone(utf8=smtputf8)
-    return wire
 
 
 _ENVELOPE = ("sender", "from", "to", "cc", "bcc")
