@@ -27,6 +27,8 @@ from smtp_magic.smtp.session import Session, open_session
 
 __all__ = ["BulkReport", "MessageResult", "Status", "last_report", "send_many"]
 
+_AHEAD = 1 << 20  # bytes of messages held, under which the next one is built ahead
+
 last_report: BulkReport | None = None
 """The report of the latest ``send_many`` or ``resume`` in this process, also when interrupted."""
 
@@ -167,19 +169,17 @@ class _Run:
         try:
             while self.todo:
                 index = self.todo.popleft()
-                if index not in self.prepared and not self._prepare(index):
-                    continue
+                if index not in self.prepared and (
+                    index in self.results or not self._prepare(index)
+                ):
+                    continue  # invalid (when built ahead, its result is there already)
                 if not self._transact(index):
                     break
             else:
                 if self.pipeline is not None:
                     self._guard(self.pipeline.flush)
-        except KeyboardInterrupt as exc:
-            self.interrupted = True
-            self.raised = exc
-            self._close(quit=False)
-            raise
         except BaseException as exc:
+            self.interrupted = isinstance(exc, KeyboardInterrupt)
             self.raised = exc
             self._close(quit=False)
             raise
@@ -187,12 +187,9 @@ class _Run:
             self.bar.close()
             for index in indexes:
                 if index not in self.results:  # never handed over (or refused for now): unsent
+                    message_id, attempts = self._message_id(index), self.attempts[index]
                     self.results[index] = MessageResult(
-                        index,
-                        self._message_id(index),
-                        "unsent",
-                        error=self.error,
-                        attempts=self.attempts[index],
+                        index, message_id, "unsent", error=self.error, attempts=attempts
                     )
             self._close()
             self.elapsed = time.monotonic() - start
@@ -213,11 +210,10 @@ class _Run:
     # -- one message ----------------------------------------------------------------------
     def _prepare(self, index: int) -> bool:
         """Build and flatten message ``index`` (only now: a merge builds each just in time)."""
-        message_id = None
+        message: object = None
         error: SMTPMagicError
         try:
             message = with_message_id(self.messages[index])
-            message_id = header_id(message)
             outgoing = prepare(message, self.settings)  # type: ignore[arg-type]
             check_provider_limit(outgoing, self.settings)  # too large for the provider: skip it
         except (ComposeError, MessageRejectedError) as exc:
@@ -234,8 +230,16 @@ class _Run:
             message_id = None if outgoing.message_id is None else str(outgoing.message_id)
             self.prepared[index] = (item, message_id)
             return True
-        self._final(MessageResult(index, message_id, "invalid", error=error))
+        self._final(MessageResult(index, header_id(message), "invalid", error=error))
         return False
+
+    def _prepare_next(self) -> None:
+        """Build the next message while the server answers (see ``Pipeline.submit``), unless
+        the messages held already are large: the next one would be held on top of them."""
+        if not self.todo or self.todo[0] in self.prepared or self.todo[0] in self.results:
+            return
+        if sum(len(c) for item, _ in self.prepared.values() for c in item.chunks) < _AHEAD:
+            self._prepare(self.todo[0])
 
     def _transact(self, index: int) -> bool:
         """Start message ``index``'s transaction, when pacing allows; False: stop the run."""
@@ -256,7 +260,7 @@ class _Run:
         self.in_flight.append(index)
         item, _ = self.prepared[index]
         pipeline = self.pipeline
-        return self._guard(lambda: pipeline.submit(item))
+        return self._guard(lambda: pipeline.submit(item, self._prepare_next))
 
     def _guard(self, step: Callable[[], None]) -> bool:
         """Run a pipeline step; on an error the session is dropped and its messages sorted out."""
@@ -295,15 +299,11 @@ class _Run:
         # a Ctrl-C anywhere in that window can never make resume() send it twice.
         index = int(token)  # type: ignore[call-overload]
         earlier = self.earlier.get(index)
-        marked = MessageResult(
-            index,
-            self.prepared[index][1],
-            "unknown",
-            accepted=earlier.accepted if earlier is not None else (),
-            attempts=self.attempts[index],
-        )
+        accepted = earlier.accepted if earlier is not None else ()
         self.ended.add(index)
-        self.results[index] = marked
+        self.results[index] = MessageResult(
+            index, self.prepared[index][1], "unknown", accepted, attempts=self.attempts[index]
+        )
 
     def _on_outcome(self, outcome: Outcome) -> None:
         index = int(outcome.token)  # type: ignore[call-overload]

@@ -7,7 +7,7 @@ import collections
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
 from typing import Any
 
@@ -216,6 +216,41 @@ def test_many_messages_share_one_connection(clean_lab: LabServer) -> None:
     assert report.security == "starttls"
     assert bulk.last_report is report
     assert "done, 12 message(s): 12 accepted" in str(report)
+
+
+class _Built(Sequence[object]):
+    """A lazy sequence (as the mail merge's) that records which message is built when."""
+
+    def __init__(self, messages: list[object]) -> None:
+        self.messages = messages
+        self.built: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def __getitem__(self, index: int) -> object:  # type: ignore[override]
+        self.built.append(index)
+        return self.messages[index]
+
+
+def test_messages_built_ahead_are_built_once_and_invalid_ones_judged_once(
+    clean_lab: LabServer,
+) -> None:
+    # While the server answers one message, the next is built (pipelining): each message is
+    # still built exactly once, and one found invalid then is reported once and skipped.
+    broken = EmailMessage()
+    broken["Subject"] = "no recipient"
+    broken.set_content("x")
+    good = _messages(4)
+    source = _Built([good[0], broken, good[1], "not a message", good[2], good[3]])
+    report = send_many(source, clean_lab.settings(587), progress=False)
+    assert source.built == list(range(6))
+    statuses = ["accepted", "invalid", "accepted", "invalid", "accepted", "accepted"]
+    assert [r.status for r in report] == statuses
+    assert [m.message["Subject"] for m in clean_lab.wait_for_messages(4)] == [
+        f"bulk {i}" for i in range(4)
+    ]
+    assert "4 accepted, 2 invalid" in str(report)
 
 
 def test_a_generator_is_read_once_and_kept_for_resume(clean_lab: LabServer) -> None:

@@ -110,8 +110,13 @@ class Pipeline:
         self.need_rset = False  # a refused transaction may still hold MAIL or RCPT state
 
     # -- the public steps ---------------------------------------------------------------
-    def submit(self, item: Item) -> None:
-        """Send ``item``'s envelope (with the previous message's content, when pipelining)."""
+    def submit(self, item: Item, meanwhile: Callable[[], None] | None = None) -> None:
+        """Send ``item``'s envelope (with the previous message's content, when pipelining).
+
+        ``meanwhile`` is called between the write and the reading of the replies (pipelining
+        only): work done there overlaps the server's, whose replies are then waiting when read
+        instead of each costing a wait. It must not raise (but KeyboardInterrupt).
+        """
         self._trim_transcript()
         size = sum(len(c) for c in item.chunks)
         try:
@@ -134,6 +139,8 @@ class Pipeline:
         self._in_step()
         head = self._send_content(previous) if previous is not None else b""
         self._write(head, commands, encoding, "data-end" if previous is not None else "mail")
+        if meanwhile is not None:
+            meanwhile()
         if previous is not None:
             self._finish(previous)
         self._read_envelope(item, commands)
