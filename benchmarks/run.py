@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     results,
                     n=20 if quick else 1000,
                     n_reconnect=5 if quick else 150,
-                    rounds=1 if quick else 3,
+                    rounds=1 if quick else 5,
                 ),
             ),
             ("one send", lambda: cases.single_send(lab, results, runs=3 if quick else 30)),
