@@ -19,6 +19,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from smtp_magic.smtp.markers import LookupTimeout
+
 __all__ = ["STAGGER", "connect_any", "open_connection", "resolve"]
 
 STAGGER = 0.25
@@ -36,7 +38,8 @@ def open_connection(host: str, port: int, deadline: float) -> socket.socket:
         deadline: A ``time.monotonic()`` time by which the connection is made or given up.
 
     Raises:
-        TimeoutError: the lookup or the connection attempts did not finish by the deadline.
+        TimeoutError: the connection attempts did not finish by the deadline (LookupTimeout,
+            a TimeoutError too: the name lookup did not).
         socket.gaierror: the name does not resolve.
         OSError: every address refused or failed (the first refusal, else the last error).
     """
@@ -68,7 +71,7 @@ def _lookup(host: str, port: int, deadline: float) -> list[AddrInfo]:
 
     threading.Thread(target=run, name=f"smtp_magic lookup {host}", daemon=True).start()
     if not done.wait(max(deadline - time.monotonic(), 0.0)):
-        raise TimeoutError(f"looking up {host!r} did not finish in time")
+        raise LookupTimeout(host)
     if isinstance(found[0], Exception):
         raise found[0]
     return list(found[0])

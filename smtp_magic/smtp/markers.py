@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["CredentialsWithoutTLS", "MessageTooLarge", "PlaintextAfterSTARTTLS", "TLSFirst"]
+__all__ = [
+    "CredentialsWithoutTLS",
+    "LookupTimeout",
+    "MessageTooLarge",
+    "PlaintextAfterSTARTTLS",
+    "TLSFirst",
+]
 
 
 class PlaintextAfterSTARTTLS(Exception):
@@ -32,3 +38,11 @@ class TLSFirst(Exception):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"no greeting within {seconds:g} s; the port speaks TLS first")
         self.seconds = seconds
+
+
+class LookupTimeout(TimeoutError):
+    """Looking up the host name did not finish by the deadline: no address was tried."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"looking up {host!r} did not finish in time")
+        self.host = host

@@ -24,6 +24,15 @@ def _while_connecting(c: Context) -> errors.SMTPMagicError | None:
     timed_out, lost = _quiet(c)
     if not (timed_out or lost) or c.phase != "connect":
         return None
+    if isinstance(c.exc, markers.LookupTimeout):
+        return c.make(
+            errors.SMTPTimeoutError,
+            f"looking up the name {c.settings.host} did not finish within "
+            f"{c.settings.timeout:g} s, so no connection to {c.where} was tried: the DNS "
+            "resolver this machine uses is slow or does not answer. Check the host name and "
+            f"this machine's DNS, give the server's IP address as {setting('host')}, or allow "
+            f"a longer {setting('timeout')}.",
+        )
     return c.make(
         errors.ConnectError if not timed_out else errors.SMTPTimeoutError,
         f"could not connect to {c.where} within {c.settings.timeout:g} s. A firewall may be "
