@@ -242,7 +242,7 @@ _PHRASES: dict[str, _Phrases] = {
             "password": lambda _: "type it in the form's Password field",
             "password_source": lambda _: "the form's Password field",
             "sign_in": lambda how: (
-                "Browser beside the Sign in button (chosen for you now), then Sign in again"
+                "choose Browser beside the Sign in button (done for you now) and click Sign in again"
                 if "--browser" in how
                 else "the form's Sign in button"
             ),

@@ -167,7 +167,7 @@ class FormWidgets:
             value="device",
             tooltips=["a link and a code to type, in any browser", "sign in in this browser"],
             layout=W.Layout(display="" if sign_in == "microsoft" else "none"),
-            style={"button_width": "7em"},
+            style={"button_width": "8.5em"},
         )
         # Where a browser sign-in's final address is pasted when the browser cannot reach the
         # kernel (JupyterHub, Binder); shown only while such a sign-in waits, emptied when read.
