@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import keyring
 import keyring.backend
@@ -47,6 +50,22 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
         yield backend
     finally:
         keyring.set_keyring(previous)
+
+
+def person_signs_in(form: Any, authority: OAuthAuthority, *, reaches_kernel: bool) -> None:
+    """The person at a form's browser sign-in: waits for the link the form shows, signs in on
+    the authority's page, then the browser reaches this machine's listener, or they paste the
+    address it ended on into the form's Paste field. Run it in a thread beside the click."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and form.paste_box.layout.display != "":
+        time.sleep(0.05)
+    link = re.search(r'href="([^"]+)"', form.status.value)
+    assert link is not None, form.status.value
+    redirect = authority.browse(link.group(1).replace("&amp;", "&"))
+    if reaches_kernel:
+        authority.follow(redirect)
+    else:
+        form.paste_box.value = redirect
 
 
 def lab_authority(**kwargs: object) -> OAuthAuthority:

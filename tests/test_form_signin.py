@@ -7,9 +7,7 @@ then either the browser reaches the kernel's listener or the person pastes the a
 
 from __future__ import annotations
 
-import re
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -21,7 +19,7 @@ from smtp_magic.auth.tokenstore import MemoryStore
 from smtp_magic.lab.authority import DEMO_CLIENT_ID, DEMO_USER, OAuthAuthority
 from smtp_magic.lab.server import LabServer
 from smtp_magic.notebook.form import SendMailForm
-from tests.oauthhelpers import GOOGLE_CLIENT, lab_authority
+from tests.oauthhelpers import GOOGLE_CLIENT, lab_authority, person_signs_in
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +44,9 @@ def _microsoft(authority: OAuthAuthority) -> MicrosoftTokens:
     )
 
 
-def _person(form: SendMailForm, authority: OAuthAuthority, *, reaches_kernel: bool) -> None:
-    """Wait for the sign-in link in the form, sign in, then come back (or paste the address)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and form.paste_box.layout.display != "":
-        time.sleep(0.05)
-    link = re.search(r'href="([^"]+)"', form.status.value)
-    assert link is not None, form.status.value
-    redirect = authority.browse(link.group(1).replace("&amp;", "&"))
-    if reaches_kernel:
-        authority.follow(redirect)
-    else:
-        form.paste_box.value = redirect
-
-
 def _sign_in_by_browser(form: SendMailForm, authority: OAuthAuthority, reaches: bool) -> str:
     person = threading.Thread(
-        target=_person, args=(form, authority), kwargs={"reaches_kernel": reaches}
+        target=person_signs_in, args=(form, authority), kwargs={"reaches_kernel": reaches}
     )
     form.signin_button.click()
     person.start()

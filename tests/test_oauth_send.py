@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from smtp_magic.auth.tokenstore import MemoryStore
 from smtp_magic.cli import main
 from smtp_magic.lab.authority import DEMO_CLIENT_ID, DEMO_USER, OAuthAuthority
 from smtp_magic.lab.server import LabServer
-from tests.oauthhelpers import MemoryKeyring, lab_authority, memory_keyring
+from tests.oauthhelpers import MemoryKeyring, lab_authority, memory_keyring, person_signs_in
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +184,6 @@ def test_form_sign_in_button_then_send(authority: OAuthAuthority, lab: LabServer
 def test_form_google_sign_in_by_redirect_or_pasted_address(
     authority: OAuthAuthority, lab: LabServer, browser_reaches_kernel: bool
 ) -> None:
-    import re
     import threading
 
     from smtp_magic.auth.google import GoogleTokens
@@ -200,21 +198,11 @@ def test_form_google_sign_in_by_redirect_or_pasted_address(
     )
     form = SendMailForm(lab.settings(587, username=DEMO_USER, token=tokens))  # type: ignore[arg-type]
 
-    def user() -> None:
-        # The person: waits for the link in the form, signs in, then either the browser reaches
-        # this machine's listener, or they paste the address bar into the Paste field.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and form.paste_box.layout.display != "":
-            time.sleep(0.05)
-        link = re.search(r'href="([^"]+)"', form.status.value)
-        assert link is not None, form.status.value
-        redirect = authority.browse(link.group(1).replace("&amp;", "&"))
-        if browser_reaches_kernel:
-            authority.follow(redirect)
-        else:
-            form.paste_box.value = redirect
-
-    person = threading.Thread(target=user)
+    person = threading.Thread(
+        target=person_signs_in,
+        args=(form, authority),
+        kwargs={"reaches_kernel": browser_reaches_kernel},
+    )
     try:
         form.signin_button.click()
         person.start()
