@@ -165,6 +165,10 @@ def card_html(
     return f"<table><caption style='text-align:left'><strong>{html.escape(title)}</strong></caption>{''.join(cells)}</table>"
 
 
+_DAYS = re.compile(r"\((in|EXPIRED) \d+ days?( ago)?\)")
+"""An expiry count in a chain link's description, kept on one line when the card is wrapped."""
+
+
 def card_text(
     tls: TLSInfo | None, *, auth_before_tls: Sequence[str] = (), width: int = 100
 ) -> list[str]:
@@ -185,6 +189,3 @@ def card_text(
         )
         lines += [line.replace("\xa0", " ") for line in wrapped]
     return lines
-
-
-_DAYS = re.compile(r"\((in|EXPIRED) \d+ days?( ago)?\)")
